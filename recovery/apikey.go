@@ -1,0 +1,195 @@
+package recovery
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// API keys look like rdk_<16 hex id>_<43 base64url secret>: the id finds the row, the secret is
+// compared by hash in constant time.
+const apiKeyPrefix = "rdk_"
+
+var apiKeyNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+type staticKey struct {
+	name string
+	sum  [32]byte
+}
+
+func newStaticKey(name, key string) staticKey {
+	return staticKey{name: name, sum: sha256.Sum256([]byte(key))}
+}
+
+// CreateAPIKey stores a new key and returns it with its plaintext, which is shown once.
+func (s *Service) CreateAPIKey(ctx context.Context, actor Actor, name string) (APIKey, string, error) {
+	if !apiKeyNamePattern.MatchString(name) {
+		return APIKey{}, "", invalidf("name must be 1-64 letters, digits or . _ -")
+	}
+	idRaw, secretRaw := make([]byte, 8), make([]byte, 32)
+	if _, err := rand.Read(idRaw); err != nil {
+		return APIKey{}, "", err
+	}
+	if _, err := rand.Read(secretRaw); err != nil {
+		return APIKey{}, "", err
+	}
+	id, secret := hex.EncodeToString(idRaw), base64.RawURLEncoding.EncodeToString(secretRaw)
+	now := s.now()
+	k := APIKey{ID: id, Name: name, Hash: hashToken("apikey", secret), CreatedAt: now}
+	err := s.update(ctx, func(tx Tx) (error, error) {
+		if err := tx.PutAPIKey(k); err != nil {
+			return nil, err
+		}
+		return nil, newAuditLog(tx, now, actor).add("apikey.created", "api_key", id, map[string]any{"name": name})
+	})
+	if err != nil {
+		return APIKey{}, "", err
+	}
+	return k, apiKeyPrefix + id + "_" + secret, nil
+}
+
+// APIKeys lists the stored keys (hashes only).
+func (s *Service) APIKeys(ctx context.Context) ([]APIKey, error) {
+	var ks []APIKey
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		ks, err = tx.APIKeys()
+		return err
+	})
+	return ks, err
+}
+
+// RevokeAPIKey ends a stored key by id.
+func (s *Service) RevokeAPIKey(ctx context.Context, actor Actor, id string) error {
+	now := s.now()
+	return s.update(ctx, func(tx Tx) (error, error) {
+		k, err := tx.APIKey(id)
+		if err != nil {
+			return nil, err
+		}
+		if !k.RevokedAt.IsZero() {
+			return nil, nil
+		}
+		k.RevokedAt = now
+		if err := tx.PutAPIKey(k); err != nil {
+			return nil, err
+		}
+		return nil, newAuditLog(tx, now, actor).add("apikey.revoked", "api_key", id, map[string]any{"name": k.Name})
+	})
+}
+
+// AuthenticateAPIKey returns the name of the key presented, or ErrUnauthorized.
+func (s *Service) AuthenticateAPIKey(ctx context.Context, presented string) (string, error) {
+	if presented == "" || len(presented) > 512 {
+		return "", ErrUnauthorized
+	}
+	sum := sha256.Sum256([]byte(presented))
+	name := ""
+	for _, k := range s.staticKeys {
+		if subtle.ConstantTimeCompare(sum[:], k.sum[:]) == 1 {
+			name = k.name
+		}
+	}
+	if name != "" {
+		return name, nil
+	}
+	rest, ok := strings.CutPrefix(presented, apiKeyPrefix)
+	id, secret, ok2 := strings.Cut(rest, "_")
+	if !ok || !ok2 || len(id) != 16 {
+		return "", ErrUnauthorized
+	}
+	var k APIKey
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		k, err = tx.APIKey(id)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) {
+		return "", ErrUnauthorized
+	}
+	if err != nil {
+		return "", err
+	}
+	if subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hashToken("apikey", secret))) != 1 || !k.RevokedAt.IsZero() {
+		return "", ErrUnauthorized
+	}
+	return k.Name, nil
+}
+
+// Reseal re-encrypts every sealed value that is not under the sealing key (after a key was added
+// in front of RECOVERYDESK_KEYS) in one transaction, and reports how many it re-sealed.
+func (s *Service) Reseal(ctx context.Context, actor Actor) (int, error) {
+	now := s.now()
+	n := 0
+	err := s.update(ctx, func(tx Tx) (error, error) {
+		n = 0
+		reseal := func(v *string, accountID, purpose string) error {
+			if !s.keys.NeedsReseal(*v) {
+				return nil
+			}
+			pt, err := s.keys.Open(*v, accountID, purpose)
+			if err != nil {
+				return err
+			}
+			if *v, err = s.keys.Seal(pt, accountID, purpose); err != nil {
+				return err
+			}
+			n++
+			return nil
+		}
+		fs, err := tx.Factors()
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
+			before := n
+			if err := reseal(&f.SecretSealed, f.AccountID, PurposeTOTPSecret); err != nil {
+				return nil, err
+			}
+			if err := reseal(&f.PendingSealed, f.AccountID, PurposeTOTPSecret); err != nil {
+				return nil, err
+			}
+			if n > before {
+				if err := tx.PutFactor(f); err != nil {
+					return nil, err
+				}
+			}
+		}
+		as, err := tx.Accounts()
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range as {
+			before := n
+			if err := reseal(&a.FactsSealed, a.ID, PurposeFacts); err != nil {
+				return nil, err
+			}
+			if n > before {
+				if err := tx.PutAccount(a); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return nil, newAuditLog(tx, now, actor).add("keys.resealed", "keyring", s.keys.SealingKeyID(), map[string]any{"resealed": n})
+	})
+	return n, err
+}
+
+// IssueReenrollToken is used by the recovery workflow (and tests) to create a re-enrollment link
+// token for an account in the reset state; it returns the plaintext once.
+func issueReenrollToken(tx Tx, accountID, ticketID string, now time.Time, ttl time.Duration) (string, error) {
+	raw := make([]byte, 16)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	tok := base64.RawURLEncoding.EncodeToString(raw)
+	return tok, tx.PutReenrollToken(ReenrollToken{Hash: hashToken("reenroll", tok), AccountID: accountID, TicketID: ticketID,
+		CreatedAt: now, ExpiresAt: now.Add(ttl)})
+}

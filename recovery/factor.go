@@ -1,0 +1,517 @@
+package recovery
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"time"
+)
+
+// PendingTTL is how long an enrollment waits for its confirmation.
+const PendingTTL = 10 * time.Minute
+
+// Status is an account's 2FA state as the host reads it.
+type Status struct {
+	State             FactorState
+	HoldUntil         time.Time // zero when no hold
+	RecoveryCodesLeft int
+}
+
+// reported folds a live pending enrollment into the state the host sees.
+func (f Factor) reported(now time.Time) FactorState {
+	if (f.State == StateDisabled || f.State == StateReset) && f.PendingSealed != "" && now.Before(f.PendingExpiresAt) {
+		return StatePending
+	}
+	return f.State
+}
+
+// loadFactor returns the account's factor (a disabled one when none is stored), or ErrNotFound
+// when the account itself does not exist.
+func loadFactor(tx Tx, accountID string) (Factor, error) {
+	f, err := tx.LockFactor(accountID)
+	if errors.Is(err, ErrNotFound) {
+		if _, err := tx.Account(accountID); err != nil {
+			return Factor{}, err
+		}
+		return Factor{AccountID: accountID, State: StateDisabled}, nil
+	}
+	return f, err
+}
+
+// TwoFactorStatus reads an account's 2FA state.
+func (s *Service) TwoFactorStatus(ctx context.Context, accountID string) (Status, error) {
+	now := s.now()
+	var st Status
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		if _, err := tx.Account(accountID); err != nil {
+			return err
+		}
+		f, err := tx.Factor(accountID)
+		if errors.Is(err, ErrNotFound) {
+			st.State = StateDisabled
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		st.State, st.HoldUntil = f.reported(now), f.HoldUntil
+		if !now.Before(st.HoldUntil) {
+			st.HoldUntil = time.Time{}
+		}
+		if f.State == StateActive || f.State == StateSuspended {
+			codes, err := tx.RecoveryCodes(accountID)
+			if err != nil {
+				return err
+			}
+			st.RecoveryCodesLeft = len(codes)
+		}
+		return nil
+	})
+	return st, err
+}
+
+// Enrollment is what a user needs to add the account to an authenticator app.
+type Enrollment struct {
+	Secret     string // base32, no padding
+	ManualCode string // Secret in groups of four
+	URI        string // otpauth://totp/...
+	QRPNG      []byte
+	ExpiresAt  time.Time
+}
+
+// BeginEnrollment creates a pending enrollment with a new secret, replacing any earlier pending
+// one. After a reset it needs the re-enrollment token the reset issued.
+func (s *Service) BeginEnrollment(ctx context.Context, actor Actor, accountID, reenrollToken string) (Enrollment, error) {
+	secret, err := newSecret()
+	if err != nil {
+		return Enrollment{}, err
+	}
+	now := s.now()
+	var en Enrollment
+	err = s.update(ctx, func(tx Tx) (error, error) {
+		a, err := tx.Account(accountID)
+		if err != nil {
+			return nil, err
+		}
+		f, err := loadFactor(tx, accountID)
+		if err != nil {
+			return nil, err
+		}
+		switch f.State {
+		case StateActive:
+			return ErrAlreadyEnrolled, nil
+		case StateSuspended:
+			return ErrRecoveryRequired, nil
+		case StateReset:
+			if ok, err := validReenrollToken(tx, accountID, reenrollToken, now); err != nil || !ok {
+				return ErrRecoveryRequired, err
+			}
+		}
+		if f.PendingSealed, err = s.keys.Seal([]byte(secret), accountID, PurposeTOTPSecret); err != nil {
+			return nil, err
+		}
+		f.PendingExpiresAt = now.Add(PendingTTL)
+		f.UpdatedAt = now
+		if err := tx.PutFactor(f); err != nil {
+			return nil, err
+		}
+		name := a.Email
+		if name == "" {
+			name = a.ID
+		}
+		uri, qr, err := provisioning(s.issuer, name, secret)
+		if err != nil {
+			return nil, err
+		}
+		en = Enrollment{Secret: secret, ManualCode: ManualCode(secret), URI: uri, QRPNG: qr, ExpiresAt: f.PendingExpiresAt}
+		return nil, newAuditLog(tx, now, actor).add("enrollment.started", "account", accountID, map[string]any{
+			"expires_at": f.PendingExpiresAt.UTC().Format(time.RFC3339), "after_reset": f.State == StateReset,
+		})
+	})
+	return en, err
+}
+
+func validReenrollToken(tx ReadTx, accountID, token string, now time.Time) (bool, error) {
+	if token == "" || len(token) > 128 {
+		return false, nil
+	}
+	t, err := tx.ReenrollToken(hashToken("reenroll", token))
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	ok := subtle.ConstantTimeCompare([]byte(t.AccountID), []byte(accountID)) == 1
+	return ok && t.UsedAt.IsZero() && now.Before(t.ExpiresAt), nil
+}
+
+// Confirmed is the answer to a successful confirmation. RecoveryCodes are shown once.
+type Confirmed struct {
+	RecoveryCodes []string
+	DriftSeconds  int
+}
+
+// ConfirmEnrollment activates the pending enrollment with a code from the app. The code's time
+// step is consumed, so the same code cannot then log in; failures count on the account's counter.
+func (s *Service) ConfirmEnrollment(ctx context.Context, actor Actor, accountID, code string) (Confirmed, error) {
+	norm, err := NormalizeTOTPCode(code)
+	if err != nil {
+		return Confirmed{}, err
+	}
+	codes, hashes, err := newRecoveryCodeSet(accountID)
+	if err != nil {
+		return Confirmed{}, err
+	}
+	now := s.now()
+	var out Confirmed
+	err = s.update(ctx, func(tx Tx) (error, error) {
+		if refusal, err := ipBlocked(tx, actor.IP, now); refusal != nil || err != nil {
+			return refusal, err
+		}
+		f, err := loadFactor(tx, accountID)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case f.State == StateActive:
+			return ErrAlreadyEnrolled, nil
+		case f.State == StateSuspended:
+			return ErrRecoveryRequired, nil
+		case f.PendingSealed == "":
+			return ErrNotEnrolled, nil
+		case !now.Before(f.PendingExpiresAt):
+			return ErrExpired, nil
+		}
+		al := newAuditLog(tx, now, actor)
+		drift, refusal, err := s.attemptTOTP(tx, al, &f, f.PendingSealed, norm, now, actor.IP, "confirm")
+		if refusal != nil || err != nil {
+			return refusal, err
+		}
+		wasReset := f.State == StateReset
+		f.State, f.SecretSealed, f.EnrolledAt = StateActive, f.PendingSealed, now
+		f.PendingSealed, f.PendingExpiresAt = "", time.Time{}
+		f.CodeFailures, f.CodeBlockedUntil = 0, time.Time{}
+		if err := tx.PutFactor(f); err != nil {
+			return nil, err
+		}
+		if err := tx.ReplaceRecoveryCodes(accountID, recoveryCodeRows(accountID, hashes, now)); err != nil {
+			return nil, err
+		}
+		if wasReset {
+			if err := tx.UseReenrollTokens(accountID, now); err != nil {
+				return nil, err
+			}
+		}
+		out = Confirmed{RecoveryCodes: codes, DriftSeconds: drift}
+		return nil, al.add("factor.enrolled", "account", accountID, map[string]any{
+			"drift_seconds": drift, "recovery_codes": len(codes), "after_reset": wasReset,
+		})
+	})
+	return out, err
+}
+
+// attemptTOTP evaluates a normalized code against sealed inside tx: backoff, window, replay and
+// counting. On success it consumes the matched step and resets the counter (f is updated but the
+// caller writes it if it changes more); on failure it records the failure and returns the refusal.
+func (s *Service) attemptTOTP(tx Tx, al *auditLog, f *Factor, sealed, code string, now time.Time, ip, purpose string) (drift int, refusal, err error) {
+	if now.Before(f.BlockedUntil) {
+		return 0, throttled(f.BlockedUntil, now), nil
+	}
+	secret, err := s.keys.Open(sealed, f.AccountID, PurposeTOTPSecret)
+	if err != nil {
+		return 0, nil, err // fail closed: a secret that does not open is an outage, not a wrong code
+	}
+	step, matched, err := matchStep(string(secret), code, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	if matched && step > f.LastStep {
+		consumed, err := tx.ConsumeStep(f.AccountID, step, now)
+		if err != nil {
+			return 0, nil, err
+		}
+		if consumed {
+			drift = int(step-Step(now)) * totpPeriod
+			dirty := f.Failures != 0 || !f.BlockedUntil.IsZero()
+			f.LastStep, f.Failures, f.BlockedUntil = step, 0, time.Time{}
+			if dirty && purpose != "confirm" { // ConsumeStep already wrote last_step
+				if err := tx.PutFactor(*f); err != nil {
+					return 0, nil, err
+				}
+			}
+			if purpose != "confirm" {
+				err = al.add("totp.verified", "account", f.AccountID, map[string]any{"purpose": purpose, "drift_seconds": drift})
+			}
+			return drift, nil, err
+		}
+	}
+	reason := "wrong"
+	if matched {
+		reason = "replayed"
+	}
+	return 0, ErrInvalidCode, s.countFailure(tx, al, f, now, ip, purpose, reason)
+}
+
+// countFailure adds one consecutive TOTP failure: backoff from the 5th, suspension at the 20th
+// (of an active factor; a pending enrollment is only slowed down).
+func (s *Service) countFailure(tx Tx, al *auditLog, f *Factor, now time.Time, ip, purpose, reason string) error {
+	f.Failures++
+	if d := backoff(f.Failures); d > 0 {
+		f.BlockedUntil = now.Add(d)
+	}
+	suspend := f.Failures >= suspendAfter && f.State == StateActive
+	if suspend {
+		f.State = StateSuspended
+	}
+	f.UpdatedAt = now
+	if err := tx.PutFactor(*f); err != nil {
+		return err
+	}
+	details := map[string]any{"purpose": purpose, "reason": reason, "failures": f.Failures}
+	if !f.BlockedUntil.IsZero() && now.Before(f.BlockedUntil) {
+		details["blocked_until"] = f.BlockedUntil.UTC().Format(time.RFC3339)
+	}
+	if ip != "" {
+		details["ip"] = ip
+	}
+	if err := al.add("totp.failed", "account", f.AccountID, details); err != nil {
+		return err
+	}
+	if suspend {
+		if err := al.add("factor.suspended", "account", f.AccountID, map[string]any{"failures": f.Failures}); err != nil {
+			return err
+		}
+	}
+	return countIPFailure(tx, al, ip, now)
+}
+
+// Verified is the answer to a good code.
+type Verified struct {
+	DriftSeconds int // (matched step − current step) × 30; positive: the phone runs ahead
+}
+
+// Verify checks a login code. Wrong and replayed codes are both ErrInvalidCode (the audit tells
+// them apart); throttled attempts are ErrTooManyAttempts and are neither evaluated nor counted.
+func (s *Service) Verify(ctx context.Context, actor Actor, accountID, code string) (Verified, error) {
+	norm, err := NormalizeTOTPCode(code)
+	if err != nil {
+		return Verified{}, err
+	}
+	now := s.now()
+	var out Verified
+	err = s.update(ctx, func(tx Tx) (error, error) {
+		f, refusal, err := activeFactor(tx, accountID, actor.IP, now)
+		if refusal != nil || err != nil {
+			return refusal, err
+		}
+		drift, refusal, err := s.attemptTOTP(tx, newAuditLog(tx, now, actor), &f, f.SecretSealed, norm, now, actor.IP, "verify")
+		out.DriftSeconds = drift
+		return refusal, err
+	})
+	return out, err
+}
+
+// activeFactor loads a factor that can take a TOTP code, or the refusal that applies.
+func activeFactor(tx Tx, accountID, ip string, now time.Time) (Factor, error, error) {
+	if refusal, err := ipBlocked(tx, ip, now); refusal != nil || err != nil {
+		return Factor{}, refusal, err
+	}
+	f, err := loadFactor(tx, accountID)
+	if err != nil {
+		return Factor{}, nil, err
+	}
+	switch f.State {
+	case StateActive:
+		return f, nil, nil
+	case StateSuspended:
+		return f, ErrSuspended, nil
+	default:
+		return f, ErrNotEnrolled, nil
+	}
+}
+
+func newRecoveryCodeSet(accountID string) (codes, hashes []string, err error) {
+	for range RecoveryCodeCount {
+		c, err := newRecoveryCode()
+		if err != nil {
+			return nil, nil, err
+		}
+		n, _ := NormalizeRecoveryCode(c)
+		codes, hashes = append(codes, c), append(hashes, hashRecoveryCode(accountID, n))
+	}
+	return codes, hashes, nil
+}
+
+func recoveryCodeRows(accountID string, hashes []string, now time.Time) []RecoveryCode {
+	rows := make([]RecoveryCode, len(hashes))
+	for i, h := range hashes {
+		rows[i] = RecoveryCode{AccountID: accountID, Hash: h, CreatedAt: now}
+	}
+	return rows
+}
+
+// RecoveryCodeUsed is the answer to a good recovery code.
+type RecoveryCodeUsed struct {
+	Remaining        int
+	LiftedSuspension bool
+}
+
+// UseRecoveryCode spends one recovery code. It has its own counter with the TOTP thresholds, works
+// while TOTP is suspended and lifts that suspension.
+func (s *Service) UseRecoveryCode(ctx context.Context, actor Actor, accountID, code string) (RecoveryCodeUsed, error) {
+	norm, err := NormalizeRecoveryCode(code)
+	if err != nil {
+		return RecoveryCodeUsed{}, err
+	}
+	now := s.now()
+	var out RecoveryCodeUsed
+	err = s.update(ctx, func(tx Tx) (error, error) {
+		f, refusal, err := activeFactor(tx, accountID, actor.IP, now)
+		if errors.Is(refusal, ErrSuspended) {
+			refusal = nil // a recovery code is the way out of a TOTP suspension
+		}
+		if refusal != nil || err != nil {
+			return refusal, err
+		}
+		out, refusal, err = s.attemptRecoveryCode(tx, newAuditLog(tx, now, actor), &f, norm, now, actor.IP, "sign_in")
+		return refusal, err
+	})
+	return out, err
+}
+
+func (s *Service) attemptRecoveryCode(tx Tx, al *auditLog, f *Factor, norm string, now time.Time, ip, purpose string) (RecoveryCodeUsed, error, error) {
+	if f.CodeFailures >= suspendAfter {
+		return RecoveryCodeUsed{}, ErrSuspended, nil
+	}
+	if now.Before(f.CodeBlockedUntil) {
+		return RecoveryCodeUsed{}, throttled(f.CodeBlockedUntil, now), nil
+	}
+	codes, err := tx.RecoveryCodes(f.AccountID)
+	if err != nil {
+		return RecoveryCodeUsed{}, nil, err
+	}
+	want := []byte(hashRecoveryCode(f.AccountID, norm))
+	match := -1
+	for i, c := range codes {
+		if subtle.ConstantTimeCompare([]byte(c.Hash), want) == 1 {
+			match = i
+		}
+	}
+	if match >= 0 {
+		used, err := tx.UseRecoveryCode(codes[match].ID, now)
+		if err != nil {
+			return RecoveryCodeUsed{}, nil, err
+		}
+		if used {
+			out := RecoveryCodeUsed{Remaining: len(codes) - 1, LiftedSuspension: f.State == StateSuspended}
+			f.CodeFailures, f.CodeBlockedUntil = 0, time.Time{}
+			if out.LiftedSuspension {
+				f.State, f.Failures, f.BlockedUntil = StateActive, 0, time.Time{}
+			}
+			f.UpdatedAt = now
+			if err := tx.PutFactor(*f); err != nil {
+				return RecoveryCodeUsed{}, nil, err
+			}
+			return out, nil, al.add("recovery_code.used", "account", f.AccountID, map[string]any{
+				"purpose": purpose, "remaining": out.Remaining, "lifted_suspension": out.LiftedSuspension,
+			})
+		}
+	}
+	f.CodeFailures++
+	if d := backoff(f.CodeFailures); d > 0 {
+		f.CodeBlockedUntil = now.Add(d)
+	}
+	f.UpdatedAt = now
+	if err := tx.PutFactor(*f); err != nil {
+		return RecoveryCodeUsed{}, nil, err
+	}
+	details := map[string]any{"purpose": purpose, "failures": f.CodeFailures}
+	if now.Before(f.CodeBlockedUntil) {
+		details["blocked_until"] = f.CodeBlockedUntil.UTC().Format(time.RFC3339)
+	}
+	if ip != "" {
+		details["ip"] = ip
+	}
+	if err := al.add("recovery_code.failed", "account", f.AccountID, details); err != nil {
+		return RecoveryCodeUsed{}, nil, err
+	}
+	if f.CodeFailures == suspendAfter {
+		if err := al.add("recovery_codes.suspended", "account", f.AccountID, map[string]any{"failures": f.CodeFailures}); err != nil {
+			return RecoveryCodeUsed{}, nil, err
+		}
+	}
+	return RecoveryCodeUsed{}, ErrInvalidCode, countIPFailure(tx, al, ip, now)
+}
+
+// RegenerateRecoveryCodes replaces the whole set after a current TOTP code (which it consumes).
+func (s *Service) RegenerateRecoveryCodes(ctx context.Context, actor Actor, accountID, code string) ([]string, error) {
+	norm, err := NormalizeTOTPCode(code)
+	if err != nil {
+		return nil, err
+	}
+	codes, hashes, err := newRecoveryCodeSet(accountID)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	err = s.update(ctx, func(tx Tx) (error, error) {
+		f, refusal, err := activeFactor(tx, accountID, actor.IP, now)
+		if refusal != nil || err != nil {
+			return refusal, err
+		}
+		al := newAuditLog(tx, now, actor)
+		if _, refusal, err := s.attemptTOTP(tx, al, &f, f.SecretSealed, norm, now, actor.IP, "regenerate"); refusal != nil || err != nil {
+			return refusal, err
+		}
+		if err := tx.ReplaceRecoveryCodes(accountID, recoveryCodeRows(accountID, hashes, now)); err != nil {
+			return nil, err
+		}
+		return nil, al.add("recovery_codes.regenerated", "account", accountID, map[string]any{"recovery_codes": len(codes)})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return codes, nil
+}
+
+// Disable turns 2FA off at the user's request, proven by a current TOTP code or a recovery code.
+func (s *Service) Disable(ctx context.Context, actor Actor, accountID, code string) error {
+	totpCode, totpErr := NormalizeTOTPCode(code)
+	rcCode, rcErr := NormalizeRecoveryCode(code)
+	if totpErr != nil && rcErr != nil {
+		return invalidf("code must be 6 digits or a recovery code")
+	}
+	now := s.now()
+	return s.update(ctx, func(tx Tx) (error, error) {
+		f, refusal, err := activeFactor(tx, accountID, actor.IP, now)
+		if rcErr == nil && errors.Is(refusal, ErrSuspended) {
+			refusal = nil
+		}
+		if refusal != nil || err != nil {
+			return refusal, err
+		}
+		al := newAuditLog(tx, now, actor)
+		method := "totp"
+		if totpErr == nil {
+			_, refusal, err = s.attemptTOTP(tx, al, &f, f.SecretSealed, totpCode, now, actor.IP, "disable")
+		} else {
+			method = "recovery_code"
+			_, refusal, err = s.attemptRecoveryCode(tx, al, &f, rcCode, now, actor.IP, "disable")
+		}
+		if refusal != nil || err != nil {
+			return refusal, err
+		}
+		f.State, f.SecretSealed, f.EnrolledAt = StateDisabled, "", time.Time{}
+		f.PendingSealed, f.PendingExpiresAt = "", time.Time{}
+		f.Failures, f.BlockedUntil, f.CodeFailures, f.CodeBlockedUntil = 0, time.Time{}, 0, time.Time{}
+		f.UpdatedAt = now
+		if err := tx.PutFactor(f); err != nil {
+			return nil, err
+		}
+		if err := tx.ReplaceRecoveryCodes(accountID, nil); err != nil {
+			return nil, err
+		}
+		return nil, al.add("factor.disabled", "account", accountID, map[string]any{"method": method})
+	})
+}

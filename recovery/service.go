@@ -1,0 +1,70 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Options configure a Service. Keys is required; Now defaults to time.Now.
+type Options struct {
+	Now    func() time.Time
+	Keys   *Keyring
+	Issuer string // shown in authenticator apps; default "RecoveryDesk"
+	// StaticAPIKeys are keys from configuration (name → key, each ≥ 32 characters) accepted
+	// besides the ones stored in the database.
+	StaticAPIKeys map[string]string
+}
+
+// Service is the domain's entry point. Adapters call it; it decides and the store persists.
+type Service struct {
+	store      Store
+	now        func() time.Time
+	keys       *Keyring
+	issuer     string
+	staticKeys []staticKey
+}
+
+// New builds a Service over store.
+func New(store Store, opts Options) (*Service, error) {
+	if store == nil {
+		return nil, errors.New("recovery: nil store")
+	}
+	if opts.Keys == nil {
+		return nil, errors.New("recovery: a keyring is required to seal secrets")
+	}
+	s := &Service{store: store, now: opts.Now, keys: opts.Keys, issuer: opts.Issuer}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.issuer == "" {
+		s.issuer = "RecoveryDesk"
+	}
+	for name, key := range opts.StaticAPIKeys {
+		if len(key) < 32 {
+			return nil, fmt.Errorf("recovery: API key %q from configuration is shorter than 32 characters", name)
+		}
+		s.staticKeys = append(s.staticKeys, newStaticKey(name, key))
+	}
+	return s, nil
+}
+
+// Ready reports whether the database answers.
+func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// update runs fn in a write transaction and returns refusal — an answer decided and recorded
+// inside the transaction — only after the commit, so that the record and the counters it changed
+// survive (security.md rule 9).
+func (s *Service) update(ctx context.Context, fn func(tx Tx) (refusal error, err error)) error {
+	var refusal error
+	err := s.store.Update(ctx, func(tx Tx) error {
+		var err error
+		refusal, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return refusal
+}

@@ -1,0 +1,80 @@
+package recovery
+
+import (
+	"errors"
+	"time"
+)
+
+// Throttling numbers (security.md).
+const (
+	backoffAfter    = 5 // the 5th consecutive failure starts the backoff
+	backoffBase     = 30 * time.Second
+	backoffCap      = time.Hour
+	suspendAfter    = 20
+	ipWindow        = time.Minute
+	ipMaxFailures   = 30
+	ipBlockDuration = 5 * time.Minute
+)
+
+// backoff is the wait after the n-th consecutive failure: none below 5, then 30 s doubling per
+// further failure, at most an hour.
+func backoff(n int) time.Duration {
+	if n < backoffAfter {
+		return 0
+	}
+	d := backoffBase
+	for i := backoffAfter; i < n && d < backoffCap; i++ {
+		d *= 2
+	}
+	return min(d, backoffCap)
+}
+
+func throttled(until, now time.Time) error {
+	return &ThrottledError{RetryAfter: until.Sub(now)}
+}
+
+// ipBlocked refuses an address that is in its five-minute block. ip "" is never limited.
+func ipBlocked(tx ReadTx, ip string, now time.Time) (error, error) {
+	if ip == "" {
+		return nil, nil
+	}
+	t, err := tx.IPThrottle(ip)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if now.Before(t.BlockedUntil) {
+		return throttled(t.BlockedUntil, now), nil
+	}
+	return nil, nil
+}
+
+// countIPFailure adds a failed code to ip's one-minute window and blocks the address at 30.
+func countIPFailure(tx Tx, al *auditLog, ip string, now time.Time) error {
+	if ip == "" {
+		return nil
+	}
+	t, err := tx.IPThrottle(ip)
+	if errors.Is(err, ErrNotFound) {
+		t, err = IPThrottle{IP: ip}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if t.WindowStart.IsZero() || now.Sub(t.WindowStart) >= ipWindow || now.Before(t.WindowStart) {
+		t.WindowStart, t.Failures = now, 0
+	}
+	t.Failures++
+	if t.Failures >= ipMaxFailures {
+		t.BlockedUntil = now.Add(ipBlockDuration)
+		t.WindowStart, t.Failures = now, 0
+		if err := al.add("ip.blocked", "ip", ip, map[string]any{
+			"failures_per_minute": ipMaxFailures, "blocked_until": t.BlockedUntil.UTC().Format(time.RFC3339),
+		}); err != nil {
+			return err
+		}
+	}
+	return tx.PutIPThrottle(t)
+}

@@ -1,0 +1,96 @@
+package recovery
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"image/png"
+	"strings"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/totp"
+)
+
+// TOTP parameters, frozen for every enrollment: Google Authenticator interoperability.
+const (
+	totpPeriod     = 30
+	totpDigits     = otp.DigitsSix
+	totpSecretSize = 20
+)
+
+var totpOpts = totp.ValidateOpts{Period: totpPeriod, Digits: totpDigits, Algorithm: otp.AlgorithmSHA1}
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// Step returns the RFC 6238 time step of t (T0 = 0, 30 s).
+func Step(t time.Time) int64 { return t.Unix() / totpPeriod }
+
+// CodeAt returns the 6-digit code of a base32 secret for time step.
+func CodeAt(secretB32 string, step int64) (string, error) {
+	return totp.GenerateCodeCustom(secretB32, time.Unix(step*totpPeriod, 0), totpOpts)
+}
+
+// matchStep checks a normalized code against the current step and one step either side, with a
+// constant-time compare for each, and returns the matched step. The current step is tried
+// first, then the past one, then the future one.
+func matchStep(secretB32, code string, now time.Time) (int64, bool, error) {
+	cur := Step(now)
+	found, ok := int64(0), false
+	for _, st := range [3]int64{cur, cur - 1, cur + 1} {
+		want, err := CodeAt(secretB32, st)
+		if err != nil {
+			return 0, false, err
+		}
+		if subtle.ConstantTimeCompare([]byte(want), []byte(code)) == 1 && !ok {
+			found, ok = st, true
+		}
+	}
+	return found, ok, nil
+}
+
+// newSecret returns 20 random bytes as unpadded base32.
+func newSecret() (string, error) {
+	raw := make([]byte, totpSecretSize)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	return b32.EncodeToString(raw), nil
+}
+
+// ManualCode groups a base32 secret in fours separated by one space, as users type it.
+func ManualCode(secretB32 string) string {
+	var b strings.Builder
+	for i := 0; i < len(secretB32); i += 4 {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(secretB32[i:min(i+4, len(secretB32))])
+	}
+	return b.String()
+}
+
+// provisioning builds the otpauth:// URI and a QR PNG for a secret.
+func provisioning(issuer, accountName, secretB32 string) (uri string, qr []byte, err error) {
+	raw, err := b32.DecodeString(secretB32)
+	if err != nil {
+		return "", nil, err
+	}
+	key, err := totp.Generate(totp.GenerateOpts{
+		Issuer: issuer, AccountName: accountName, Period: totpPeriod, Secret: raw,
+		Digits: totpDigits, Algorithm: otp.AlgorithmSHA1,
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	img, err := key.Image(256, 256)
+	if err != nil {
+		return "", nil, err
+	}
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		return "", nil, err
+	}
+	return key.URL(), buf.Bytes(), nil
+}
