@@ -221,11 +221,11 @@ func (l *auditLog) add(action, targetType, targetID string, details map[string]a
 
 // ChainReport is the outcome of walking the chain.
 type ChainReport struct {
-	Count    int64  // events read
-	Head     string // hash of the last good event (ZeroHash when empty)
-	BadSeq   int64  // first bad sequence number, 0 when the chain is intact
-	Problem  string // what is wrong at BadSeq
-	HeadSeq  int64  // seq of the last good event
+	Count   int64  // events read
+	Head    string // hash of the last good event (ZeroHash when empty)
+	BadSeq  int64  // first bad sequence number, 0 when the chain is intact
+	Problem string // what is wrong at BadSeq
+	HeadSeq int64  // seq of the last good event
 }
 
 // OK reports whether the chain was intact.
