@@ -1,0 +1,177 @@
+package console
+
+import (
+	"encoding/base64"
+	"errors"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/recoverydesk/recoverydesk/recovery"
+)
+
+// twoFactorStatus handles GET /api/v1/accounts/:account/2fa.
+func (s *server) twoFactorStatus() gin.HandlerFunc {
+	type response struct {
+		State             recovery.FactorState `json:"state"`
+		HoldUntil         *string              `json:"hold_until"`
+		RecoveryCodesLeft int                  `json:"recovery_codes_left"`
+	}
+	return func(c *gin.Context) {
+		st, err := s.svc.TwoFactorStatus(c.Request.Context(), c.Param("account"))
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, response{State: st.State, HoldUntil: timeJSON(st.HoldUntil), RecoveryCodesLeft: st.RecoveryCodesLeft})
+	}
+}
+
+// beginEnrollment handles POST /api/v1/accounts/:account/2fa/enrollment. The answer holds the
+// new secret: it is sent once, with no-store, and never logged.
+func (s *server) beginEnrollment() gin.HandlerFunc {
+	type request struct {
+		ReenrollToken *string `json:"reenroll_token"`
+	}
+	type response struct {
+		Secret     string  `json:"secret"`
+		ManualCode string  `json:"manual_code"`
+		OTPAuthURI string  `json:"otpauth_uri"`
+		QRPNG      string  `json:"qr_png"`
+		ExpiresAt  *string `json:"expires_at"`
+	}
+	return func(c *gin.Context) {
+		var req request
+		if err := decode(c, &req); err != nil {
+			s.fail(c, err)
+			return
+		}
+		token := ""
+		if req.ReenrollToken != nil {
+			token = *req.ReenrollToken
+		}
+		en, err := s.svc.BeginEnrollment(c.Request.Context(), s.actor(c, ""), c.Param("account"), token)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusCreated, response{
+			Secret: en.Secret, ManualCode: en.ManualCode, OTPAuthURI: en.URI,
+			QRPNG: base64.StdEncoding.EncodeToString(en.QRPNG), ExpiresAt: timeJSON(en.ExpiresAt),
+		})
+	}
+}
+
+// confirmEnrollment handles POST /api/v1/accounts/:account/2fa/enrollment/confirm. Unlike
+// verify, a wrong code is 422: the request is well-formed and authenticated, but the code
+// cannot complete the enrollment (the contract of the Host API table).
+func (s *server) confirmEnrollment() gin.HandlerFunc {
+	type response struct {
+		State         recovery.FactorState `json:"state"`
+		RecoveryCodes []string             `json:"recovery_codes"`
+		DriftSeconds  int                  `json:"drift_seconds"`
+	}
+	return func(c *gin.Context) {
+		code, actor, err := s.decodeCode(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out, err := s.svc.ConfirmEnrollment(c.Request.Context(), actor, c.Param("account"), code)
+		if err != nil {
+			e := status(err)
+			if errors.Is(err, recovery.ErrInvalidCode) {
+				e.status = http.StatusUnprocessableEntity
+			}
+			s.answerError(c, e, err)
+			return
+		}
+		c.JSON(http.StatusOK, response{State: recovery.StateActive, RecoveryCodes: out.RecoveryCodes, DriftSeconds: out.DriftSeconds})
+	}
+}
+
+// verify handles POST /api/v1/accounts/:account/2fa/verify.
+func (s *server) verify() gin.HandlerFunc {
+	type response struct {
+		OK           bool `json:"ok"`
+		DriftSeconds int  `json:"drift_seconds"`
+	}
+	return func(c *gin.Context) {
+		code, actor, err := s.decodeCode(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out, err := s.svc.Verify(c.Request.Context(), actor, c.Param("account"), code)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, response{OK: true, DriftSeconds: out.DriftSeconds})
+	}
+}
+
+// useRecoveryCode handles POST /api/v1/accounts/:account/2fa/recovery-code.
+func (s *server) useRecoveryCode() gin.HandlerFunc {
+	type response struct {
+		OK        bool `json:"ok"`
+		Remaining int  `json:"remaining"`
+	}
+	return func(c *gin.Context) {
+		code, actor, err := s.decodeCode(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		out, err := s.svc.UseRecoveryCode(c.Request.Context(), actor, c.Param("account"), code)
+		if err != nil {
+			e := status(err)
+			if errors.Is(err, recovery.ErrSuspended) {
+				// Here it is the recovery codes' own counter that reached its limit.
+				e.message = "recovery codes are suspended after too many failed codes; contact support"
+			}
+			s.answerError(c, e, err)
+			return
+		}
+		c.JSON(http.StatusOK, response{OK: true, Remaining: out.Remaining})
+	}
+}
+
+// regenerateRecoveryCodes handles POST /api/v1/accounts/:account/2fa/recovery-codes.
+func (s *server) regenerateRecoveryCodes() gin.HandlerFunc {
+	type response struct {
+		RecoveryCodes []string `json:"recovery_codes"`
+	}
+	return func(c *gin.Context) {
+		code, actor, err := s.decodeCode(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		codes, err := s.svc.RegenerateRecoveryCodes(c.Request.Context(), actor, c.Param("account"), code)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, response{RecoveryCodes: codes})
+	}
+}
+
+// disable handles DELETE /api/v1/accounts/:account/2fa (a TOTP or a recovery code in the body).
+func (s *server) disable() gin.HandlerFunc {
+	type response struct {
+		State recovery.FactorState `json:"state"`
+	}
+	return func(c *gin.Context) {
+		code, actor, err := s.decodeCode(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		if err := s.svc.Disable(c.Request.Context(), actor, c.Param("account"), code); err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, response{State: recovery.StateDisabled})
+	}
+}

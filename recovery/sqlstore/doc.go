@@ -1,0 +1,41 @@
+// Package sqlstore is the GORM adapter behind recovery.Store: SQLite by default (one file, WAL),
+// PostgreSQL when several replicas share one database.
+//
+// It keeps no business rules. It loads and saves what the domain hands it, maps missing rows to
+// recovery.ErrNotFound and a second account with the same e-mail key to recovery.ErrEmailTaken,
+// and offers the two atomic primitives the domain's rules rest on: ConsumeStep and
+// UseRecoveryCode are each one conditional UPDATE whose row count is the answer.
+//
+// # Schema
+//
+// The schema is versioned SQL per dialect, embedded (migrations/sqlite, migrations/postgres) and
+// applied with goose; its version table is goose_db_version. Open refuses a database migrated by a
+// newer binary (recovery.ErrSchemaTooNew) and, unless Options.Migrate is set, one with pending
+// migrations (ErrPendingMigrations). On PostgreSQL migrations run under a session advisory lock,
+// so replicas that start together migrate once.
+//
+// Every time is stored as Unix nanoseconds in a 64-bit integer and the zero time.Time as NULL;
+// times come back in UTC. Nanoseconds because the audit chain hashes them and PostgreSQL
+// timestamps keep microseconds only.
+//
+// audit_events is append-only in the database itself: triggers named audit_events_no_update and
+// audit_events_no_delete (and, on PostgreSQL, audit_events_no_truncate) raise
+// "audit_events is append-only".
+//
+// # Writes on SQLite: group commit
+//
+// "Acknowledged means durable" asks for synchronous=FULL, one fsync per commit. One writer
+// goroutine owns the only write connection. Update hands it fn and waits; the writer takes every
+// request that has arrived (up to 64), opens one BEGIN IMMEDIATE transaction, runs each fn in
+// its own SAVEPOINT (an error or a panic rolls back that savepoint only) and commits once; only
+// then does each caller get its answer. Reads (View) use a separate pool of query-only
+// connections, each View in a deferred read transaction: a consistent WAL snapshot that never
+// waits for the writer.
+//
+// # Writes on PostgreSQL
+//
+// Update is an ordinary READ COMMITTED transaction, retried a few times on serialization failures
+// and deadlocks (so fn must have no effects outside tx); View is a READ ONLY REPEATABLE READ
+// transaction. Row locks (LockFactor) and the audit chain's transaction-scoped advisory lock
+// (AuditHead) serialize what must be serialized across replicas.
+package sqlstore
