@@ -18,8 +18,10 @@ var (
 	ErrInvalidCode      = errors.New("invalid code")
 	ErrTooManyAttempts  = errors.New("too many attempts")
 	ErrSuspended        = errors.New("two-factor authentication is suspended after too many failed codes")
-	ErrUnauthorized     = errors.New("unauthorized")
-	ErrConflict         = errors.New("conflicting change")
+	// ErrRecoveryCodesSuspended is ErrSuspended for the recovery codes' own counter.
+	ErrRecoveryCodesSuspended = fmt.Errorf("recovery codes are suspended after too many failed codes: %w", ErrSuspended)
+	ErrUnauthorized           = errors.New("unauthorized")
+	ErrConflict               = errors.New("conflicting change")
 	// ErrSchemaTooNew is returned by stores opened on a database migrated by a newer binary.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 )

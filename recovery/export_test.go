@@ -44,3 +44,4 @@ func ProvisioningURI(issuer, account, secret string) (string, error) {
 	uri, _, err := provisioning(issuer, account, secret)
 	return uri, err
 }
+var IPKey = ipKey

@@ -382,7 +382,7 @@ func (s *Service) UseRecoveryCode(ctx context.Context, actor Actor, accountID, c
 
 func (s *Service) attemptRecoveryCode(tx Tx, al *auditLog, f *Factor, norm string, now time.Time, ip, purpose string) (RecoveryCodeUsed, error, error) {
 	if f.CodeFailures >= suspendAfter {
-		return RecoveryCodeUsed{}, ErrSuspended, nil
+		return RecoveryCodeUsed{}, ErrRecoveryCodesSuspended, nil
 	}
 	if now.Before(f.CodeBlockedUntil) {
 		return RecoveryCodeUsed{}, throttled(f.CodeBlockedUntil, now), nil

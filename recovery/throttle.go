@@ -2,6 +2,7 @@ package recovery
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 )
 
@@ -33,12 +34,30 @@ func throttled(until, now time.Time) error {
 	return &ThrottledError{RetryAfter: until.Sub(now)}
 }
 
+// ipKey is what the per-IP limiter counts: an IPv4 address, or the /64 of an IPv6 address (one
+// client usually holds a whole /64, so counting single IPv6 addresses would not limit it).
+func ipKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}
+
 // ipBlocked refuses an address that is in its five-minute block. ip "" is never limited.
 func ipBlocked(tx ReadTx, ip string, now time.Time) (error, error) {
 	if ip == "" {
 		return nil, nil
 	}
-	t, err := tx.IPThrottle(ip)
+	t, err := tx.IPThrottle(ipKey(ip))
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
@@ -56,6 +75,7 @@ func countIPFailure(tx Tx, al *auditLog, ip string, now time.Time) error {
 	if ip == "" {
 		return nil
 	}
+	ip = ipKey(ip)
 	t, err := tx.IPThrottle(ip)
 	if errors.Is(err, ErrNotFound) {
 		t, err = IPThrottle{IP: ip}, nil

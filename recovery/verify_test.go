@@ -583,3 +583,41 @@ func TestAccountUpsert(t *testing.T) {
 		}
 	})
 }
+
+func TestIPKeyGroupsIPv6By64(t *testing.T) {
+	cases := map[string]string{
+		"203.0.113.7":          "203.0.113.7",
+		"::ffff:203.0.113.7":   "203.0.113.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+		"fe80::1%eth0":         "fe80::/64",
+	}
+	for in, want := range cases {
+		if got := recovery.IPKey(in); got != want {
+			t.Errorf("ipKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestRecoveryCodesSuspendAtTwenty(t *testing.T) {
+	st, _ := storetest.SQLite(t)
+	ctx := context.Background()
+	c := newClock()
+	s := newService(t, st, c)
+	secret, codes := enrolled(t, s, c, "rcs")
+	for i := 1; i <= 20; i++ {
+		if _, err := s.UseRecoveryCode(ctx, api, "rcs", "ZZZZ-ZZZZ-ZZZZ-ZZZZ"); !errors.Is(err, recovery.ErrInvalidCode) {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+		c.Add(time.Hour)
+	}
+	_, err := s.UseRecoveryCode(ctx, api, "rcs", codes[0])
+	if !errors.Is(err, recovery.ErrRecoveryCodesSuspended) || !errors.Is(err, recovery.ErrSuspended) {
+		t.Fatalf("a right code after 20 failures: %v", err)
+	}
+	// TOTP has its own counter and still works.
+	if _, err := s.Verify(ctx, api, "rcs", code(t, secret, recovery.Step(c.Now()))); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -234,3 +234,12 @@ func TestSQLitePathWithURICharacters(t *testing.T) {
 		return err
 	})
 }
+
+func TestSQLiteRefusesMemoryAndURIs(t *testing.T) {
+	for _, dsn := range []string{"", ":memory:", "file:x.db?mode=memory"} {
+		if s, err := sqlstore.Open(bg, dsn, sqlstore.Options{Migrate: true}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", dsn)
+		}
+	}
+}

@@ -79,8 +79,13 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if IsPostgres(dsn) {
 		return openPostgres(ctx, dsn, opts.Migrate, log)
 	}
-	if dsn == "" {
+	switch {
+	case dsn == "":
 		return nil, errors.New("sqlstore: empty database path")
+	case dsn == ":memory:" || strings.HasPrefix(dsn, "file:"):
+		// The writer and the readers are separate connections: an in-memory database would
+		// be a different one on each, and a URI would bypass the DSN built here.
+		return nil, errors.New("sqlstore: give SQLite a plain file path (not :memory: or a file: URI)")
 	}
 	return openSQLite(ctx, dsn, opts.Migrate, log)
 }

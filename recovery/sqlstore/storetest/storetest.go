@@ -86,10 +86,12 @@ func open(t testing.TB, dsn string) *sqlstore.Store {
 func Each(t *testing.T, fn func(t *testing.T, s *sqlstore.Store, dsn string)) {
 	t.Helper()
 	t.Run("sqlite", func(t *testing.T) {
+		t.Helper()
 		s, dsn := SQLite(t)
 		fn(t, s, dsn)
 	})
 	t.Run("postgres", func(t *testing.T) {
+		t.Helper()
 		s, dsn := Postgres(t)
 		fn(t, s, dsn)
 	})
