@@ -125,12 +125,7 @@ func (s *server) useRecoveryCode() gin.HandlerFunc {
 		}
 		out, err := s.svc.UseRecoveryCode(c.Request.Context(), actor, c.Param("account"), code)
 		if err != nil {
-			e := status(err)
-			if errors.Is(err, recovery.ErrSuspended) {
-				// Here it is the recovery codes' own counter that reached its limit.
-				e.message = "recovery codes are suspended after too many failed codes; contact support"
-			}
-			s.answerError(c, e, err)
+			s.fail(c, err)
 			return
 		}
 		c.JSON(http.StatusOK, response{OK: true, Remaining: out.Remaining})

@@ -61,6 +61,8 @@ func status(err error) apiError {
 		return apiError{status: http.StatusConflict, code: "conflict", message: "a conflicting change happened; retry"}
 	case errors.Is(err, recovery.ErrExpired):
 		return apiError{status: http.StatusGone, code: "expired", message: "the pending enrollment has expired; start a new one"}
+	case errors.Is(err, recovery.ErrRecoveryCodesSuspended):
+		return apiError{status: http.StatusLocked, code: "suspended", message: "recovery codes are suspended after too many failed codes; contact support"}
 	case errors.Is(err, recovery.ErrSuspended):
 		return apiError{status: http.StatusLocked, code: "suspended", message: "two-factor authentication is suspended after too many failed codes; use a recovery code or contact support"}
 	case errors.Is(err, recovery.ErrTooManyAttempts):

@@ -44,4 +44,5 @@ func ProvisioningURI(issuer, account, secret string) (string, error) {
 	uri, _, err := provisioning(issuer, account, secret)
 	return uri, err
 }
+
 var IPKey = ipKey
