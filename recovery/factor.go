@@ -88,6 +88,7 @@ func (s *Service) BeginEnrollment(ctx context.Context, actor Actor, accountID, r
 	}
 	now := s.now()
 	var en Enrollment
+	var name string
 	err = s.update(ctx, func(tx Tx) (error, error) {
 		a, err := tx.Account(accountID)
 		if err != nil {
@@ -115,19 +116,21 @@ func (s *Service) BeginEnrollment(ctx context.Context, actor Actor, accountID, r
 		if err := tx.PutFactor(f); err != nil {
 			return nil, err
 		}
-		name := a.Email
+		name = a.Email
 		if name == "" {
 			name = a.ID
 		}
-		uri, qr, err := provisioning(s.issuer, name, secret)
-		if err != nil {
-			return nil, err
-		}
-		en = Enrollment{Secret: secret, ManualCode: ManualCode(secret), URI: uri, QRPNG: qr, ExpiresAt: f.PendingExpiresAt}
+		en = Enrollment{Secret: secret, ManualCode: ManualCode(secret), ExpiresAt: f.PendingExpiresAt}
 		return nil, newAuditLog(tx, now, actor).add("enrollment.started", "account", accountID, map[string]any{
 			"expires_at": f.PendingExpiresAt.UTC().Format(time.RFC3339), "after_reset": f.State == StateReset,
 		})
 	})
+	if err != nil {
+		return Enrollment{}, err
+	}
+	// The QR code takes milliseconds to draw: never inside the transaction (on SQLite the writer
+	// is shared by every caller).
+	en.URI, en.QRPNG, err = provisioning(s.issuer, name, secret)
 	return en, err
 }
 

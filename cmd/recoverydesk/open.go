@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/recoverydesk/recoverydesk/recovery"
+	"github.com/recoverydesk/recoverydesk/recovery/sqlstore"
+)
+
+// cliActor is who the audit chain names for changes made with this command.
+var cliActor = recovery.Actor{Type: recovery.ActorSystem, ID: "cli"}
+
+// openOpts says how a command opens the database.
+type openOpts struct {
+	migrate bool    // apply pending migrations (commands that write)
+	keys    keyMode // what to do without a configured master key
+	// mustExist refuses a SQLite path that does not exist instead of creating an empty
+	// database (for commands that only read, like audit verify).
+	mustExist bool
+	// auditKey loads the audit signing key too, creating its file beside a new SQLite
+	// database: serve does not sign, but a malformed key then stops the start instead of a
+	// later export. With PostgreSQL the key is checked when set and not required.
+	auditKey bool
+}
+
+// opened is a configured service over an open store. Close the store when done.
+type opened struct {
+	cfg      *Config
+	postgres bool
+	store    *sqlstore.Store
+	svc      *recovery.Service
+	keys     *recovery.Keyring
+}
+
+// open loads the configuration and the master key, opens the store and builds the service.
+// Keys are checked before the database is touched, so a key problem never leaves a new database.
+func (a *app) open(ctx context.Context, cfg *Config, o openOpts) (*opened, error) {
+	pg := sqlstore.IsPostgres(cfg.DB)
+	keys, err := a.loadKeyring(cfg, pg, o.keys)
+	if err != nil {
+		return nil, err
+	}
+	if o.auditKey {
+		mode := keyCreate
+		if pg {
+			mode = keyOptional
+		}
+		if _, err := a.loadAuditKey(cfg, pg, mode); err != nil {
+			return nil, err
+		}
+	}
+	if o.mustExist && !pg {
+		if _, err := os.Stat(sqlitePath(cfg.DB)); err != nil {
+			return nil, fmt.Errorf("database %s: %v", cfg.DB, errors.Unwrap(err))
+		}
+	}
+	store, err := sqlstore.Open(ctx, cfg.DB, sqlstore.Options{Migrate: o.migrate, Logger: a.log})
+	if err != nil {
+		return nil, openError(cfg.DB, err)
+	}
+	svc, err := recovery.New(store, recovery.Options{Keys: keys, Issuer: cfg.Issuer, StaticAPIKeys: cfg.StaticAPIKeys})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &opened{cfg: cfg, postgres: pg, store: store, svc: svc, keys: keys}, nil
+}
+
+// openError makes a store error one line that names the database (without its password). The
+// store's own errors say what to do about a schema too new (recovery.ErrSchemaTooNew) or out
+// of date (sqlstore.ErrPendingMigrations); both stay visible to errors.Is.
+func openError(dsn string, err error) error {
+	msg := fmt.Sprintf("open database %s: %s", redactDSN(dsn), strings.Join(strings.Fields(err.Error()), " "))
+	return &lineError{msg: msg, err: err}
+}
+
+// lineError replaces an error's text with one line and keeps it for errors.Is.
+type lineError struct {
+	msg string
+	err error
+}
+
+func (e *lineError) Error() string { return e.msg }
+func (e *lineError) Unwrap() error { return e.err }
+
+// sqlitePath is the file a SQLite DSN names.
+func sqlitePath(dsn string) string {
+	p := strings.TrimPrefix(dsn, "file:")
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		p = p[:i]
+	}
+	return p
+}
+
+// withService opens the service, runs fn and closes the store, reporting a close error too.
+func (a *app) withService(ctx context.Context, cfg *Config, o openOpts, fn func(o *opened) error) error {
+	op, err := a.open(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	err = fn(op)
+	if cerr := op.store.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("close database: %w", cerr)
+	}
+	return err
+}

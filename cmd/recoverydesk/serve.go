@@ -1,0 +1,136 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/recoverydesk/recoverydesk/console"
+)
+
+// HTTP server limits. The write timeout bounds the slowest handler (an enrollment renders a QR
+// PNG; a verify waits for a durable commit); request bodies are limited by the console
+// (console.DefaultMaxBodyBytes).
+const (
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 15 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	shutdownTimeout   = 10 * time.Second
+)
+
+const serveHelp = `
+Serve the host platform's JSON API (/api/v1, described by /api/openapi.yaml) and the health
+checks /healthz and /readyz on RECOVERYDESK_ADDR (default 127.0.0.1:8080). This is the default
+command: 'recoverydesk' alone serves. The agent console, the end-user pages and the Telegram bot
+come in later versions.
+
+On start it applies pending database migrations. With SQLite and no RECOVERYDESK_KEYS it uses
+the master key file recoverydesk.key beside the database, creating it (mode 0600) on first start;
+likewise the audit signing key recoverydesk-audit.key. With PostgreSQL, RECOVERYDESK_KEYS is
+required so that every replica shares it.
+
+SIGINT or SIGTERM stops it gracefully: requests in flight get up to 10 seconds to finish.`
+
+func (a *app) serve(ctx context.Context, args []string) error {
+	fs := a.command("serve", "serve [flags]", serveHelp)
+	pos, err := a.parseAll(fs, "serve", args)
+	if err != nil {
+		return err
+	}
+	if err := wantArgs("serve", pos); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(a.getenv, a.overlay)
+	if err != nil {
+		return err
+	}
+	o, err := a.open(ctx, cfg, openOpts{migrate: true, keys: keyCreate, auditKey: true})
+	if err != nil {
+		return err
+	}
+	err = a.listenAndServe(ctx, o)
+	if cerr := o.store.Close(); cerr != nil {
+		a.log.Error("closing the database", "err", cerr)
+		if err == nil {
+			err = fmt.Errorf("close database: %w", cerr)
+		}
+	}
+	if err == nil {
+		a.log.Info("shut down")
+	}
+	return err
+}
+
+func (a *app) listenAndServe(ctx context.Context, o *opened) error {
+	cfg := o.cfg
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	addr := ln.Addr().String()
+	baseURL := cfg.resolveBaseURL(addr)
+	h, err := console.New(console.Options{
+		Service:        o.svc,
+		Logger:         a.log,
+		TrustedProxies: cfg.TrustedProxyCIDRs,
+		BaseURL:        baseURL,
+		MaxBodyBytes:   console.DefaultMaxBodyBytes,
+	})
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("console: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+
+	if cfg.TelegramToken == "" {
+		a.log.Info("telegram bot disabled: RECOVERYDESK_TELEGRAM_TOKEN is not set")
+	}
+	if later := cfg.laterSettingsInUse(); len(later) > 0 {
+		a.log.Warn("settings accepted but not used by this version yet", "settings", later)
+	}
+	version, err := o.store.SchemaVersion(ctx)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("read schema version: %w", err)
+	}
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	a.log.Info("listening", "addr", addr, "base_url", baseURL, "db", redactDSN(cfg.DB),
+		"dialect", o.store.Dialect(), "schema_version", version, "sealing_key", o.keys.SealingKeyID())
+	fmt.Fprintf(a.stdout, "RecoveryDesk listening on http://%s\n", addr)
+	if baseURL != "http://"+addr {
+		fmt.Fprintf(a.stdout, "Public URL (used in links): %s\n", baseURL)
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "cause", context.Cause(ctx).Error())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		a.log.Warn("requests still running at the shutdown deadline were cut off", "err", err)
+		srv.Close()
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
