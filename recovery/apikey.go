@@ -10,6 +10,7 @@ import (
 	"errors"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -81,6 +82,7 @@ func (s *Service) RevokeAPIKey(ctx context.Context, actor Actor, id string) erro
 		if err := tx.PutAPIKey(k); err != nil {
 			return nil, err
 		}
+		s.keyCache.forget()
 		return nil, newAuditLog(tx, now, actor).add("apikey.revoked", "api_key", id, map[string]any{"name": k.Name})
 	})
 }
@@ -105,6 +107,10 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, presented string) (str
 	if !ok || !ok2 || len(id) != 16 {
 		return "", ErrUnauthorized
 	}
+	now := s.now()
+	if name, ok := s.keyCache.get(sum, now); ok {
+		return name, nil
+	}
 	var k APIKey
 	err := s.store.View(ctx, func(tx ReadTx) error {
 		var err error
@@ -120,7 +126,50 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, presented string) (str
 	if subtle.ConstantTimeCompare([]byte(k.Hash), []byte(hashToken("apikey", secret))) != 1 || !k.RevokedAt.IsZero() {
 		return "", ErrUnauthorized
 	}
+	s.keyCache.put(sum, k.Name, now)
 	return k.Name, nil
+}
+
+// apiKeyCacheTTL is how long a stored key, once checked, is accepted without reading the
+// database again: the host sends thousands of requests a second with one key, and a revocation
+// (possibly by another process) takes effect within this time.
+const apiKeyCacheTTL = 2 * time.Second
+
+// keyCache remembers recently authenticated stored keys by the SHA-256 of the presented key.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]cachedKey
+}
+
+type cachedKey struct {
+	name  string
+	until time.Time
+}
+
+func (c *keyCache) get(sum [32]byte, now time.Time) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[sum]
+	if !ok || !now.Before(e.until) || now.Before(e.until.Add(-apiKeyCacheTTL)) {
+		return "", false
+	}
+	return e.name, true
+}
+
+func (c *keyCache) put(sum [32]byte, name string, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= 1024 {
+		c.m = make(map[[32]byte]cachedKey) // bounded: start over rather than grow
+	}
+	c.m[sum] = cachedKey{name: name, until: now.Add(apiKeyCacheTTL)}
+}
+
+// forget drops every cached key (after a revocation through this Service).
+func (c *keyCache) forget() {
+	c.mu.Lock()
+	c.m = nil
+	c.mu.Unlock()
 }
 
 // Reseal re-encrypts every sealed value that is not under the sealing key (after a key was added

@@ -1,7 +1,6 @@
 package recovery
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -49,58 +49,63 @@ type Event struct {
 	Hash       string
 }
 
-// fields is the event as the JSON object the chain hashes and exports (without hash).
-func (e Event) fields() (map[string]any, error) {
-	var details any = map[string]any{}
-	if len(e.Details) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(e.Details))
-		dec.UseNumber()
-		if err := dec.Decode(&details); err != nil {
-			return nil, fmt.Errorf("audit details of seq %d: %w", e.Seq, err)
-		}
-		if _, ok := details.(map[string]any); !ok {
-			return nil, fmt.Errorf("audit details of seq %d: not an object", e.Seq)
-		}
+// appendFields writes the event as canonical JSON: members in key order, with hash (which sorts
+// between details and prev_hash) only when hash is not "". details must already be canonical.
+func (e Event) appendFields(b []byte, details []byte, hash string) []byte {
+	b = append(b, `{"action":`...)
+	b = appendString(b, e.Action)
+	b = append(b, `,"actor_id":`...)
+	b = appendString(b, e.ActorID)
+	b = append(b, `,"actor_type":`...)
+	b = appendString(b, e.ActorType)
+	b = append(b, `,"details":`...)
+	b = append(b, details...)
+	if hash != "" {
+		b = append(b, `,"hash":`...)
+		b = appendString(b, hash)
 	}
-	var ticket any
-	if e.TicketID != "" {
-		ticket = e.TicketID
+	b = append(b, `,"prev_hash":`...)
+	b = appendString(b, e.PrevHash)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, e.Reason)
+	b = append(b, `,"request_id":`...)
+	b = appendString(b, e.RequestID)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"target_id":`...)
+	b = appendString(b, e.TargetID)
+	b = append(b, `,"target_type":`...)
+	b = appendString(b, e.TargetType)
+	b = append(b, `,"ticket_id":`...)
+	if e.TicketID == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendString(b, e.TicketID)
 	}
-	return map[string]any{
-		"seq":         e.Seq,
-		"time":        e.Time.UTC().Format(TimeLayout),
-		"actor_type":  e.ActorType,
-		"actor_id":    e.ActorID,
-		"action":      e.Action,
-		"target_type": e.TargetType,
-		"target_id":   e.TargetID,
-		"ticket_id":   ticket,
-		"reason":      e.Reason,
-		"details":     details,
-		"request_id":  e.RequestID,
-		"prev_hash":   e.PrevHash,
-	}, nil
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, TimeLayout)
+	return append(b, `"}`...)
 }
 
-// canonicalJSON encodes v with sorted object keys, no insignificant space and no HTML escaping
-// (encoding/json sorts map keys; UTF-8 is written as is).
-func canonicalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
+// canonicalDetails is Details re-encoded canonically ({} when empty).
+func (e Event) canonicalDetails() ([]byte, error) {
+	if len(e.Details) == 0 {
+		return []byte("{}"), nil
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	d, err := canonicalizeObject(e.Details)
+	if err != nil {
+		return nil, fmt.Errorf("audit details of seq %d: %w", e.Seq, err)
+	}
+	return d, nil
 }
 
 // Canonical is the event without hash, as hashed: JSON with sorted keys and no insignificant space.
 func (e Event) Canonical() ([]byte, error) {
-	f, err := e.fields()
+	d, err := e.canonicalDetails()
 	if err != nil {
 		return nil, err
 	}
-	return canonicalJSON(f)
+	return e.appendFields(nil, d, ""), nil
 }
 
 // ComputeHash returns hex(SHA-256("recoverydesk/audit/v1\n" ‖ canonical ‖ prev_hash bytes)).
@@ -109,6 +114,10 @@ func (e Event) ComputeHash() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return e.hashCanonical(c)
+}
+
+func (e Event) hashCanonical(c []byte) (string, error) {
 	prev, err := hex.DecodeString(e.PrevHash)
 	if err != nil || len(prev) != sha256.Size {
 		return "", fmt.Errorf("audit seq %d: prev_hash is not 32 bytes of hex", e.Seq)
@@ -122,12 +131,11 @@ func (e Event) ComputeHash() (string, error) {
 
 // MarshalJSONL is the export line of the event (with hash), without the trailing newline.
 func (e Event) MarshalJSONL() ([]byte, error) {
-	f, err := e.fields()
+	d, err := e.canonicalDetails()
 	if err != nil {
 		return nil, err
 	}
-	f["hash"] = e.Hash
-	return canonicalJSON(f)
+	return e.appendFields(nil, d, e.Hash), nil
 }
 
 // ParseEventJSONL reads one exported line back into an event.
@@ -209,7 +217,8 @@ func (l *auditLog) add(action, targetType, targetID string, details map[string]a
 		Action: action, TargetType: targetType, TargetID: targetID,
 		Details: d, RequestID: l.actor.RequestID, PrevHash: l.hash,
 	}
-	if e.Hash, err = e.ComputeHash(); err != nil {
+	// d is canonical already: hash it as is rather than re-encoding it.
+	if e.Hash, err = e.hashCanonical(e.appendFields(make([]byte, 0, 512), d, "")); err != nil {
 		return err
 	}
 	if err := l.tx.AppendAudit(e); err != nil {

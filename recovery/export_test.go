@@ -46,3 +46,5 @@ func ProvisioningURI(issuer, account, secret string) (string, error) {
 }
 
 var IPKey = ipKey
+
+var AppendCanonicalString = appendString

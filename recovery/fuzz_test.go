@@ -136,3 +136,30 @@ func FuzzAuditCanonical(f *testing.F) {
 		}
 	})
 }
+
+// A canonical string is valid JSON that reads back as the input (invalid UTF-8 as U+FFFD), and
+// escapes nothing but '"', '\' and control characters.
+func FuzzCanonicalString(f *testing.F) {
+	for _, s := range []string{"", "plain", "\"quoted\" \\ back", "\x00\x01\x1f\x7f", "\b\f\n\r\t", "<&>", "\u2028\u2029", "ü😀", "\xff\xfe bad", "\\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := recovery.AppendCanonicalString(nil, s)
+		var back string
+		if err := json.Unmarshal(out, &back); err != nil {
+			t.Fatalf("%q → %s: %v", s, out, err)
+		}
+		if want := string([]rune(s)); back != want { // each invalid byte becomes U+FFFD
+			t.Fatalf("%q → %s → %q", s, out, back)
+		}
+		for i := 1; i < len(out)-1; i++ {
+			if out[i] == '\\' {
+				next := out[i+1]
+				if next == 'u' && !bytes.HasPrefix(out[i+2:], []byte("00")) || !strings.ContainsRune(`"\bfnrtu`, rune(next)) {
+					t.Fatalf("%q → %s escapes more than it should", s, out)
+				}
+				i++
+			}
+		}
+	})
+}

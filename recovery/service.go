@@ -24,6 +24,7 @@ type Service struct {
 	keys       *Keyring
 	issuer     string
 	staticKeys []staticKey
+	keyCache   keyCache
 }
 
 // New builds a Service over store.

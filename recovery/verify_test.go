@@ -3,6 +3,7 @@ package recovery_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -619,5 +620,42 @@ func TestRecoveryCodesSuspendAtTwenty(t *testing.T) {
 	// TOTP has its own counter and still works.
 	if _, err := s.Verify(ctx, api, "rcs", code(t, secret, recovery.Step(c.Now()))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestAPIKeyRevocation(t *testing.T) {
+	st, _ := storetest.SQLite(t)
+	ctx := context.Background()
+	c := newClock()
+	s := newService(t, st, c)
+	other := newService(t, st, c) // another replica, or the CLI, over the same database
+	k, key, err := s.CreateAPIKey(ctx, api, "host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, svc := range []*recovery.Service{s, other} {
+		if name, err := svc.AuthenticateAPIKey(ctx, key); err != nil || name != "host" {
+			t.Fatalf("fresh key: %q %v", name, err)
+		}
+	}
+	for _, bad := range []string{"", key + "x", key[:len(key)-1], "rdk_" + k.ID + "_" + strings.Repeat("A", 43), strings.Repeat("k", 600)} {
+		if _, err := s.AuthenticateAPIKey(ctx, bad); !errors.Is(err, recovery.ErrUnauthorized) {
+			t.Errorf("%q accepted: %v", bad, err)
+		}
+	}
+	if err := other.RevokeAPIKey(ctx, api, k.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.AuthenticateAPIKey(ctx, key); !errors.Is(err, recovery.ErrUnauthorized) {
+		t.Fatalf("the revoking service still accepts the key: %v", err)
+	}
+	// The replica that cached the key accepts it for at most two more seconds.
+	c.Add(1900 * time.Millisecond)
+	if _, err := s.AuthenticateAPIKey(ctx, key); err != nil {
+		t.Fatalf("within the cache's 2 s: %v", err)
+	}
+	c.Add(100 * time.Millisecond)
+	if _, err := s.AuthenticateAPIKey(ctx, key); !errors.Is(err, recovery.ErrUnauthorized) {
+		t.Fatalf("2 s after the revocation: %v", err)
 	}
 }

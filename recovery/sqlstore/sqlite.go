@@ -204,22 +204,52 @@ func (w *writer) run(batch []*writeReq) {
 	w.batches.Add(1)
 	w.committed.Add(int64(len(live)))
 
-	// The transaction's statements use a context that never ends: an interrupted statement
-	// would roll back the whole batch, not one caller's part of it. Callers' contexts are
-	// checked by sqlTx before each statement instead.
+	// Fast path: every fn in the one transaction, no savepoints (two statements per request
+	// saved). fn errors are rare — refusals are decided and recorded, then returned after the
+	// commit — so when one does fail, the whole batch is rolled back and run again with a
+	// savepoint per request (the port allows fn to be called again).
+	if w.runBatch(live, false) {
+		return
+	}
+	w.runBatch(live, true)
+}
+
+// runBatch runs live in one transaction and answers every request, unless savepoints is false
+// and some fn failed: then it rolls back, answers no one and reports false.
+//
+// The transaction's statements use a context that never ends: an interrupted statement would
+// roll back the whole batch, not one caller's part of it. Callers' contexts are checked by
+// sqlTx before each statement instead.
+func (w *writer) runBatch(live []*writeReq, savepoints bool) bool {
 	tx := w.db.Begin()
 	if err := tx.Error; err != nil {
 		w.fail(live, fmt.Errorf("sqlstore: begin: %w", err))
-		return
+		return true
 	}
+	head := &auditHead{}
+	raw := tx.Statement.ConnPool
 	for _, r := range live {
-		if err := w.runOne(tx, r); err != nil {
+		r.err = nil
+		stx := &sqlTx{db: tx, ctx: r.ctx, dialect: DialectSQLite, raw: raw, head: head}
+		if !savepoints {
+			if err := r.ctx.Err(); err != nil {
+				r.err = err
+			} else {
+				r.err = call(w.log, r.fn, recovery.Tx(stx))
+			}
+			if r.err != nil {
+				tx.Rollback()
+				return false
+			}
+			continue
+		}
+		if err := w.runOne(tx, stx, r); err != nil {
 			// The savepoint machinery failed: the transaction's state is unknown, so all of
 			// it goes.
 			tx.Rollback()
 			w.log.Error("sqlstore: write batch abandoned", "err", err, "requests", len(live))
 			w.fail(live, err)
-			return
+			return true
 		}
 	}
 	if err := tx.Commit().Error; err != nil {
@@ -235,12 +265,13 @@ func (w *writer) run(batch []*writeReq) {
 	for _, r := range live {
 		r.done <- r.err
 	}
+	return true
 }
 
 // runOne runs one request inside its own savepoint. fn's error (or panic) rolls back that
 // savepoint only and becomes the request's answer; the returned error is a failure of the
 // savepoint statements themselves.
-func (w *writer) runOne(tx *gorm.DB, r *writeReq) error {
+func (w *writer) runOne(tx *gorm.DB, stx *sqlTx, r *writeReq) error {
 	if err := r.ctx.Err(); err != nil { // it may have ended while earlier requests ran
 		r.err = err
 		return nil
@@ -248,8 +279,10 @@ func (w *writer) runOne(tx *gorm.DB, r *writeReq) error {
 	if err := tx.Exec("SAVEPOINT batch_item").Error; err != nil {
 		return fmt.Errorf("sqlstore: savepoint: %w", err)
 	}
-	r.err = call(w.log, r.fn, recovery.Tx(&sqlTx{db: tx, ctx: r.ctx, dialect: DialectSQLite}))
+	r.err = call(w.log, r.fn, recovery.Tx(stx))
 	if r.err != nil {
+		// What fn wrote is undone, and with it any audit head it cached.
+		*stx.head = auditHead{}
 		if err := tx.Exec("ROLLBACK TO SAVEPOINT batch_item").Error; err != nil {
 			return fmt.Errorf("sqlstore: rollback to savepoint: %w", err)
 		}

@@ -24,6 +24,21 @@ type sqlTx struct {
 	db      *gorm.DB // bound to the transaction
 	ctx     context.Context
 	dialect string
+	// raw is the transaction's own connection pool when statements may skip gorm: on SQLite the
+	// ? placeholders need no rewriting, and gorm's statement building cost more than SQLite's
+	// execution on the verify hot path. nil on PostgreSQL, whose placeholders gorm rewrites.
+	raw gorm.ConnPool
+	// head caches the audit chain's head for the rest of a SQLite write batch: the batch's
+	// transaction holds the database's write lock, so no one else can append meanwhile. nil
+	// when not caching (reads, PostgreSQL).
+	head *auditHead
+}
+
+// auditHead is the last event's seq and hash as this transaction last wrote or read it.
+type auditHead struct {
+	valid bool
+	seq   int64
+	hash  string
 }
 
 var _ recovery.Tx = (*sqlTx)(nil)
@@ -38,6 +53,13 @@ func (t *sqlTx) exec(q string, args ...any) (int64, error) {
 	if err := t.ctx.Err(); err != nil {
 		return 0, err
 	}
+	if t.raw != nil {
+		r, err := t.raw.ExecContext(context.Background(), q, args...)
+		if err != nil {
+			return 0, err
+		}
+		return r.RowsAffected()
+	}
 	r := t.db.Exec(q, args...)
 	return r.RowsAffected, r.Error
 }
@@ -45,6 +67,9 @@ func (t *sqlTx) exec(q string, args ...any) (int64, error) {
 func (t *sqlTx) query(q string, args ...any) (*sql.Rows, error) {
 	if err := t.ctx.Err(); err != nil {
 		return nil, err
+	}
+	if t.raw != nil {
+		return t.raw.QueryContext(context.Background(), q, args...)
 	}
 	return t.db.Raw(q, args...).Rows()
 }
@@ -456,6 +481,9 @@ const auditCols = `seq, "time", actor_type, actor_id, action, target_type, targe
 // after the other (under READ COMMITTED the read that follows the lock sees the previous
 // holder's commit). On SQLite the writer already runs one transaction at a time.
 func (t *sqlTx) AuditHead() (seq int64, hash string, err error) {
+	if t.head != nil && t.head.valid {
+		return t.head.seq, t.head.hash, nil
+	}
 	if t.dialect == DialectPostgres {
 		if _, err := t.exec("SELECT pg_advisory_xact_lock(?)", auditLockID); err != nil {
 			return 0, "", fmt.Errorf("sqlstore: lock audit chain: %w", err)
@@ -465,7 +493,10 @@ func (t *sqlTx) AuditHead() (seq int64, hash string, err error) {
 		return r.Scan(&seq, &hash)
 	})
 	if errors.Is(err, recovery.ErrNotFound) {
-		return 0, recovery.ZeroHash, nil
+		seq, hash, err = 0, recovery.ZeroHash, nil
+	}
+	if err == nil && t.head != nil {
+		*t.head = auditHead{valid: true, seq: seq, hash: hash}
 	}
 	return seq, hash, err
 }
@@ -486,6 +517,9 @@ func (t *sqlTx) AppendAudit(e recovery.Event) error {
 		e.Seq, at, e.ActorType, e.ActorID, e.Action, e.TargetType, e.TargetID, ticket, e.Reason,
 		string(e.Details), e.RequestID, e.PrevHash, e.Hash); err != nil {
 		return fmt.Errorf("sqlstore: append audit event: %w", err)
+	}
+	if t.head != nil {
+		*t.head = auditHead{valid: true, seq: e.Seq, hash: e.Hash}
 	}
 	return nil
 }
