@@ -157,4 +157,17 @@ func TestInteroperability(t *testing.T) {
 	if r.str("state") != "active" {
 		t.Fatalf("confirm: %s", r.raw)
 	}
+	// The confirmation consumed its step; oathtool's code for the next step logs in, reported
+	// as 30 s of drift (or 0 if the clock crossed into that step meanwhile).
+	r = e.do(t, req{method: http.MethodPost, path: twoFA("interop", "/verify"), body: map[string]any{"code": code}})
+	expect(t, r, http.StatusUnauthorized, "invalid_code")
+	out, err = exec.Command(oath, "--totp", "-b", "-N", "now + 30 seconds", secret).Output()
+	if err != nil {
+		t.Fatalf("oathtool: %v", err)
+	}
+	r = e.do(t, req{method: http.MethodPost, path: twoFA("interop", "/verify"), body: map[string]any{"code": strings.TrimSpace(string(out))}})
+	expect(t, r, http.StatusOK, "")
+	if d := r.num("drift_seconds"); d != 30 && d != 0 {
+		t.Fatalf("verify with the next step's code: %s", r.raw)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -170,6 +171,30 @@ func (c *keyCache) forget() {
 	c.mu.Lock()
 	c.m = nil
 	c.mu.Unlock()
+}
+
+// CheckKeys fails when a sealed value in the store is under a key id the ring lacks: start-up
+// must stop there rather than answer every verify of those accounts with an error.
+func (s *Service) CheckKeys(ctx context.Context) error {
+	var ids []string
+	err := s.store.View(ctx, func(tx ReadTx) error {
+		var err error
+		ids, err = tx.SealKeyIDs()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var missing []string
+	for _, id := range ids {
+		if !s.keys.Has(id) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: the database holds values sealed under key id(s) %s, which the configured keys lack", ErrMissingKey, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // Reseal re-encrypts every sealed value that is not under the sealing key (after a key was added

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -24,7 +23,7 @@ const (
 )
 
 // ZeroHash is the prev_hash of the first event: 32 zero bytes in hex.
-var ZeroHash = strings.Repeat("0", 64)
+const ZeroHash = "0000000000000000000000000000000000000000000000000000000000000000"
 
 const auditDomain = "recoverydesk/audit/v1\n"
 

@@ -22,6 +22,8 @@ var (
 	ErrRecoveryCodesSuspended = fmt.Errorf("recovery codes are suspended after too many failed codes: %w", ErrSuspended)
 	ErrUnauthorized           = errors.New("unauthorized")
 	ErrConflict               = errors.New("conflicting change")
+	// ErrMissingKey means stored values are sealed under a key the configuration lacks.
+	ErrMissingKey = errors.New("a sealing key is missing")
 	// ErrSchemaTooNew is returned by stores opened on a database migrated by a newer binary.
 	ErrSchemaTooNew = errors.New("database schema is newer than this binary")
 )

@@ -470,7 +470,18 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, actor Actor, acco
 		if err := tx.ReplaceRecoveryCodes(accountID, recoveryCodeRows(accountID, hashes, now)); err != nil {
 			return nil, err
 		}
-		return nil, al.add("recovery_codes.regenerated", "account", accountID, map[string]any{"recovery_codes": len(codes)})
+		// A new set proven by a current TOTP code starts with a clean counter, so failures an
+		// attacker piled onto the old set cannot keep the owner's recovery codes suspended.
+		lifted := f.CodeFailures >= suspendAfter
+		if f.CodeFailures != 0 || !f.CodeBlockedUntil.IsZero() {
+			f.CodeFailures, f.CodeBlockedUntil, f.UpdatedAt = 0, time.Time{}, now
+			if err := tx.PutFactor(f); err != nil {
+				return nil, err
+			}
+		}
+		return nil, al.add("recovery_codes.regenerated", "account", accountID, map[string]any{
+			"recovery_codes": len(codes), "lifted_suspension": lifted,
+		})
 	})
 	if err != nil {
 		return nil, err

@@ -41,15 +41,17 @@ func NewKeyring(ids []string, keys [][]byte) (*Keyring, error) {
 	k := &Keyring{}
 	seen := map[string]bool{}
 	for i, id := range ids {
+		// Errors name keys by position only: an entry written the wrong way round would put
+		// key material where the id belongs.
 		if !keyIDPattern.MatchString(id) {
-			return nil, fmt.Errorf("keyring: key id %q must be 1-32 letters, digits, _ or -", id)
+			return nil, fmt.Errorf("keyring: key %d: its id must be 1-32 letters, digits, _ or -", i+1)
 		}
 		if seen[id] {
-			return nil, fmt.Errorf("keyring: key id %q appears twice", id)
+			return nil, fmt.Errorf("keyring: key %d: its id appears twice", i+1)
 		}
 		seen[id] = true
 		if len(keys[i]) != 32 {
-			return nil, fmt.Errorf("keyring: key %q is %d bytes, want 32 (AES-256)", id, len(keys[i]))
+			return nil, fmt.Errorf("keyring: key %d is %d bytes, want 32 (AES-256)", i+1, len(keys[i]))
 		}
 		block, err := aes.NewCipher(keys[i])
 		if err != nil {
@@ -78,7 +80,7 @@ func ParseKeys(s string) (*Keyring, error) {
 		key, err := base64.StdEncoding.DecodeString(b64)
 		if err != nil {
 			if key, err = base64.RawURLEncoding.DecodeString(b64); err != nil {
-				return nil, fmt.Errorf("keys: entry %d (%s) is not valid base64", i+1, id)
+				return nil, fmt.Errorf("keys: entry %d is not valid base64", i+1)
 			}
 		}
 		ids, keys = append(ids, id), append(keys, key)
@@ -139,6 +141,16 @@ func (k *Keyring) Open(sealed, accountID, purpose string) ([]byte, error) {
 		return pt, nil
 	}
 	return nil, ErrUnseal
+}
+
+// Has reports whether the ring holds a key with this id.
+func (k *Keyring) Has(id string) bool {
+	for _, key := range k.keys {
+		if key.id == id {
+			return true
+		}
+	}
+	return false
 }
 
 // NeedsReseal reports whether sealed is under a key other than the sealing key.

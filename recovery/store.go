@@ -32,6 +32,9 @@ type ReadTx interface {
 	APIKeys() ([]APIKey, error)
 	IPThrottle(ip string) (IPThrottle, error)
 	ReenrollToken(hash string) (ReenrollToken, error)
+	// SealKeyIDs returns the distinct key ids (the part before the first ':') of every sealed
+	// value stored.
+	SealKeyIDs() ([]string, error)
 	// AuditEvents returns up to limit events with Seq > after, in order.
 	AuditEvents(after int64, limit int) ([]Event, error)
 }

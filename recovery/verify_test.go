@@ -621,6 +621,15 @@ func TestRecoveryCodesSuspendAtTwenty(t *testing.T) {
 	if _, err := s.Verify(ctx, api, "rcs", code(t, secret, recovery.Step(c.Now()))); err != nil {
 		t.Fatal(err)
 	}
+	// The owner lifts it with a new set, proven by a current TOTP code.
+	c.Add(30 * time.Second)
+	fresh, err := s.RegenerateRecoveryCodes(ctx, api, "rcs", code(t, secret, recovery.Step(c.Now())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.UseRecoveryCode(ctx, api, "rcs", fresh[0]); err != nil || r.Remaining != 9 {
+		t.Fatalf("new set after a suspension: %+v %v", r, err)
+	}
 }
 
 func TestAPIKeyRevocation(t *testing.T) {
@@ -658,4 +667,32 @@ func TestAPIKeyRevocation(t *testing.T) {
 	if _, err := s.AuthenticateAPIKey(ctx, key); !errors.Is(err, recovery.ErrUnauthorized) {
 		t.Fatalf("2 s after the revocation: %v", err)
 	}
+}
+
+func TestCheckKeys(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *sqlstore.Store, _ string) {
+		ctx := context.Background()
+		c := newClock()
+		s := newService(t, st, c)
+		if err := s.CheckKeys(ctx); err != nil {
+			t.Fatalf("empty store: %v", err)
+		}
+		enrolled(t, s, c, "keyed")
+		if _, _, err := s.UpsertAccount(ctx, api, "keyed", recovery.AccountInput{Facts: map[string]any{"a": "b"}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CheckKeys(ctx); err != nil {
+			t.Fatalf("same keys: %v", err)
+		}
+		other, _ := recovery.New(st, recovery.Options{Now: c.Now, Keys: testKeyring(t, "k2", 5)})
+		err := other.CheckKeys(ctx)
+		if !errors.Is(err, recovery.ErrMissingKey) || !strings.Contains(err.Error(), "k1") {
+			t.Fatalf("keyring without k1: %v", err)
+		}
+		both, _ := recovery.ParseKeys(recovery.FormatKey("k2", make([]byte, 32)) + "," + recovery.FormatKey("k1", make([]byte, 32)))
+		withBoth, _ := recovery.New(st, recovery.Options{Now: c.Now, Keys: both})
+		if err := withBoth.CheckKeys(ctx); err != nil {
+			t.Fatalf("ring holding k1 second: %v", err)
+		}
+	})
 }

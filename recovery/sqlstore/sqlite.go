@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -41,6 +42,19 @@ func sqliteDSNs(path string) (write, read string) {
 
 func openSQLite(ctx context.Context, path string, migrate bool, log *slog.Logger) (_ *Store, err error) {
 	wdsn, rdsn := sqliteDSNs(path)
+	// The file holds password, recovery-code and API-key hashes and sealed secrets: create it
+	// readable by its owner only (SQLite gives the -wal and -shm files the same mode). With
+	// migrate false a missing file is an error, not a new empty database.
+	if migrate {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			f.Close()
+		} else if !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("sqlstore: create %s: %w", path, err)
+		}
+	} else if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("sqlstore: no database at %s: %w", path, ErrPendingMigrations)
+	}
 
 	// The write connection: one, forever. The pool's limit makes database/sql queue any second
 	// user instead of opening a second writer that would only wait for the file lock.

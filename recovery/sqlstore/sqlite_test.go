@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -240,6 +241,20 @@ func TestSQLiteRefusesMemoryAndURIs(t *testing.T) {
 		if s, err := sqlstore.Open(bg, dsn, sqlstore.Options{Migrate: true}); err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded", dsn)
+		}
+	}
+}
+
+// The database file and its WAL hold hashes and sealed secrets: owner-only, whatever the umask.
+func TestSQLiteFilesAreOwnerOnly(t *testing.T) {
+	_, path := storetest.SQLite(t)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mode := fi.Mode().Perm(); mode != 0o600 {
+			t.Errorf("%s has mode %v, want 0600", filepath.Base(p), mode)
 		}
 	}
 }

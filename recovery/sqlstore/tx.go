@@ -277,6 +277,22 @@ func (t *sqlTx) Factors() ([]recovery.Factor, error) {
 	return all(t, "factors", "SELECT "+factorCols+" FROM factors ORDER BY account_id", scanFactor)
 }
 
+// SealKeyIDs reads the key-id prefix of every sealed value in one scan.
+func (t *sqlTx) SealKeyIDs() ([]string, error) {
+	prefix := "substr(v, 1, instr(v, ':') - 1)"
+	if t.dialect == DialectPostgres {
+		prefix = "split_part(v, ':', 1)"
+	}
+	return all(t, "seal key ids", "SELECT DISTINCT "+prefix+" FROM ("+
+		"SELECT secret_sealed AS v FROM factors UNION ALL SELECT pending_sealed FROM factors "+
+		"UNION ALL SELECT facts_sealed FROM accounts) sealed WHERE v <> '' ORDER BY 1",
+		func(r *sql.Rows) (string, error) {
+			var id string
+			err := r.Scan(&id)
+			return id, err
+		})
+}
+
 func (t *sqlTx) PutFactor(f recovery.Factor) error {
 	var b binder
 	args := []any{f.AccountID, string(f.State), f.SecretSealed, b.time(f.EnrolledAt), f.LastStep, f.PendingSealed,
