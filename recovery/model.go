@@ -66,11 +66,13 @@ type APIKey struct {
 	RevokedAt time.Time
 }
 
-// IPThrottle counts failed codes from one client address in a one-minute window.
+// IPThrottle counts failed codes from one client address in minute windows: the current one and
+// the one before, from which a sliding minute is estimated.
 type IPThrottle struct {
 	IP           string
-	WindowStart  time.Time
-	Failures     int
+	WindowStart  time.Time // start of the current minute window
+	Failures     int       // failures in the current window
+	PrevFailures int       // failures in the window before it
 	BlockedUntil time.Time
 }
 

@@ -83,13 +83,23 @@ func countIPFailure(tx Tx, al *auditLog, ip string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if t.WindowStart.IsZero() || now.Sub(t.WindowStart) >= ipWindow || now.Before(t.WindowStart) {
-		t.WindowStart, t.Failures = now, 0
+	// A sliding minute, estimated from aligned minute windows: the previous window's count
+	// weighted by how much of it still lies within the last minute, plus the current count.
+	// A fixed window alone would let 29 failures at the end of one minute and 29 more at the
+	// start of the next through.
+	start := now.Truncate(ipWindow)
+	switch {
+	case t.WindowStart.Equal(start):
+	case t.WindowStart.Add(ipWindow).Equal(start):
+		t.PrevFailures, t.Failures, t.WindowStart = t.Failures, 0, start
+	default: // first failure, an idle gap of a minute or more, or a clock that went back
+		t.PrevFailures, t.Failures, t.WindowStart = 0, 0, start
 	}
 	t.Failures++
-	if t.Failures >= ipMaxFailures {
+	weight := 1 - float64(now.Sub(start))/float64(ipWindow)
+	if float64(t.PrevFailures)*weight+float64(t.Failures) >= ipMaxFailures {
 		t.BlockedUntil = now.Add(ipBlockDuration)
-		t.WindowStart, t.Failures = now, 0
+		t.PrevFailures, t.Failures = 0, 0
 		if err := al.add("ip.blocked", "ip", ip, map[string]any{
 			"failures_per_minute": ipMaxFailures, "blocked_until": t.BlockedUntil.UTC().Format(time.RFC3339),
 		}); err != nil {

@@ -696,3 +696,47 @@ func TestCheckKeys(t *testing.T) {
 		}
 	})
 }
+
+// 29 failures at the end of one minute and more at the start of the next: the limiter counts a
+// sliding minute, so the address is blocked after a few, not after 29 more.
+func TestPerIPLimiterSlidesAcrossMinutes(t *testing.T) {
+	st, _ := storetest.SQLite(t)
+	ctx := context.Background()
+	c := newClock()
+	s := newService(t, st, c)
+	ids := []string{"s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8"}
+	secrets := map[string]string{}
+	for _, id := range ids {
+		secrets[id], _ = enrolled(t, s, c, id)
+	}
+	spray := recovery.Actor{Type: recovery.ActorAPIKey, ID: "test", IP: "192.0.2.9"}
+	c.Set(time.Date(2026, 11, 27, 12, 5, 50, 0, time.UTC))
+	for n := range 29 {
+		id := ids[n%len(ids)]
+		if _, err := s.Verify(ctx, spray, id, wrongCode(t, secrets[id], c.Now())); !errors.Is(err, recovery.ErrInvalidCode) {
+			t.Fatalf("failure %d: %v", n, err)
+		}
+	}
+	c.Set(time.Date(2026, 11, 27, 12, 6, 5, 0, time.UTC)) // 15 s later, a new minute window
+	accepted := 0
+	for n := range 29 {
+		id := ids[(n+5)%len(ids)]
+		_, err := s.Verify(ctx, spray, id, wrongCode(t, secrets[id], c.Now()))
+		if errors.Is(err, recovery.ErrTooManyAttempts) {
+			break
+		}
+		if !errors.Is(err, recovery.ErrInvalidCode) {
+			t.Fatalf("new window, failure %d: %v", n, err)
+		}
+		accepted++
+	}
+	// 29 × (55/60) ≈ 26.6 carried over: the 4th failure of the new window reaches 30.
+	if accepted != 4 {
+		t.Fatalf("%d failures evaluated in the new window before the block, want 4", accepted)
+	}
+	// Two idle minutes later the address starts afresh.
+	c.Add(5*time.Minute + time.Second)
+	if _, err := s.Verify(ctx, spray, "s1", code(t, secrets["s1"], recovery.Step(c.Now()))); err != nil {
+		t.Fatalf("after the block: %v", err)
+	}
+}

@@ -160,7 +160,7 @@ func TestRoundTrip(t *testing.T) {
 			BlockedUntil: t0.Add(time.Hour), CodeFailures: 3, CodeBlockedUntil: t0.Add(30 * time.Second), HoldUntil: t0.Add(48 * time.Hour), UpdatedAt: t0.Add(4)}
 		bareF := recovery.Factor{AccountID: "bare", State: recovery.StateDisabled}
 		key := recovery.APIKey{ID: "0123456789abcdef", Name: "host", Hash: strings.Repeat("ab", 32), CreatedAt: t0}
-		ipt := recovery.IPThrottle{IP: "2001:db8::1", WindowStart: t0, Failures: 29, BlockedUntil: t0.Add(5 * time.Minute)}
+		ipt := recovery.IPThrottle{IP: "2001:db8::1", WindowStart: t0, Failures: 29, PrevFailures: 7, BlockedUntil: t0.Add(5 * time.Minute)}
 		ipBare := recovery.IPThrottle{IP: "192.0.2.1"}
 		tokUsed := recovery.ReenrollToken{Hash: "h-used", AccountID: "full", TicketID: "T-1", CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour), UsedAt: t0.Add(time.Hour)}
 		tokLive := recovery.ReenrollToken{Hash: "h-live", AccountID: "full", TicketID: "T-2", CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}

@@ -424,9 +424,9 @@ func (t *sqlTx) PutAPIKey(k recovery.APIKey) error {
 // IP throttles.
 
 func (t *sqlTx) IPThrottle(ip string) (th recovery.IPThrottle, err error) {
-	err = t.one("ip throttle", "SELECT ip, window_start, failures, blocked_until FROM ip_throttles WHERE ip = ?", func(r *sql.Rows) error {
+	err = t.one("ip throttle", "SELECT ip, window_start, failures, prev_failures, blocked_until FROM ip_throttles WHERE ip = ?", func(r *sql.Rows) error {
 		var window, blocked sql.NullInt64
-		err := r.Scan(&th.IP, &window, &th.Failures, &blocked)
+		err := r.Scan(&th.IP, &window, &th.Failures, &th.PrevFailures, &blocked)
 		th.WindowStart, th.BlockedUntil = fromNanos(window), fromNanos(blocked)
 		return err
 	}, ip)
@@ -439,10 +439,10 @@ func (t *sqlTx) PutIPThrottle(th recovery.IPThrottle) error {
 	if b.err != nil {
 		return b.err
 	}
-	if _, err := t.exec("INSERT INTO ip_throttles (ip, window_start, failures, blocked_until) VALUES (?, ?, ?, ?) "+
+	if _, err := t.exec("INSERT INTO ip_throttles (ip, window_start, failures, prev_failures, blocked_until) VALUES (?, ?, ?, ?, ?) "+
 		"ON CONFLICT (ip) DO UPDATE SET window_start = excluded.window_start, failures = excluded.failures, "+
-		"blocked_until = excluded.blocked_until",
-		th.IP, window, th.Failures, blocked); err != nil {
+		"prev_failures = excluded.prev_failures, blocked_until = excluded.blocked_until",
+		th.IP, window, th.Failures, th.PrevFailures, blocked); err != nil {
 		return fmt.Errorf("sqlstore: write ip throttle: %w", err)
 	}
 	return nil

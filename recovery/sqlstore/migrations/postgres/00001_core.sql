@@ -65,6 +65,7 @@ CREATE TABLE ip_throttles (
     ip            TEXT PRIMARY KEY,
     window_start  BIGINT,
     failures      INTEGER NOT NULL DEFAULT 0,
+    prev_failures INTEGER NOT NULL DEFAULT 0,
     blocked_until BIGINT
 );
 
