@@ -74,7 +74,8 @@ cannot be shown again; revoke it and add another. The key looks like rdk_<16 hex
 
 func (a *app) apikeyList(ctx context.Context, args []string) error {
 	fs := a.command("apikey list", "apikey list [flags]", `
-List the stored API keys: id, name, when created and when revoked. Keys and hashes are never shown.`)
+List the stored API keys: id, name, when created and when revoked. Keys and hashes are never shown.
+The database must exist already: list neither creates nor migrates one.`)
 	pos, err := a.parseAll(fs, "apikey list", args)
 	if err != nil {
 		return err
@@ -86,7 +87,7 @@ List the stored API keys: id, name, when created and when revoked. Keys and hash
 	if err != nil {
 		return err
 	}
-	return a.withService(ctx, cfg, openOpts{migrate: true, keys: keyCreate}, func(o *opened) error {
+	return a.withService(ctx, cfg, readOpen, func(o *opened) error {
 		keys, err := o.svc.APIKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("apikey list: %w", err)
@@ -126,23 +127,32 @@ var apiKeyIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 func (a *app) apikeyRevoke(ctx context.Context, args []string) error {
 	fs := a.command("apikey revoke", "apikey revoke ID [flags]", `
 Revoke the API key with id ID (the 16 hex digits 'apikey list' shows, also the part after rdk_
-in the key). Requests with it are refused from then on. Revoking is recorded in the audit chain.`)
+in the key; never pass the key itself). Requests with it are refused from then on. Revoking is
+recorded in the audit chain. The database must exist already.`)
 	pos, err := a.parseAll(fs, "apikey revoke", args)
 	if err != nil {
 		return err
 	}
-	if err := wantArgs("apikey revoke", pos, "ID"); err != nil {
-		return err
+	// The arguments are never quoted back: someone may paste the whole key (rdk_<id>_<secret>).
+	for _, p := range pos {
+		if strings.HasPrefix(p, "rdk_") {
+			return usagef("apikey revoke", "apikey revoke: pass the key's id (16 hex characters, see 'apikey list'), not the key itself")
+		}
+	}
+	switch {
+	case len(pos) == 0:
+		return usagef("apikey revoke", "apikey revoke: missing ID")
+	case len(pos) > 1:
+		return usagef("apikey revoke", "apikey revoke: takes one ID, got %d arguments", len(pos))
+	case !apiKeyIDPattern.MatchString(pos[0]):
+		return usagef("apikey revoke", "apikey revoke: the argument is not a key id (16 hex characters, see 'apikey list')")
 	}
 	id := pos[0]
-	if !apiKeyIDPattern.MatchString(id) {
-		return usagef("apikey revoke", "apikey revoke: %q is not a key id (16 hex digits, as 'apikey list' shows)", id)
-	}
 	cfg, err := loadConfig(a.getenv, a.overlay)
 	if err != nil {
 		return err
 	}
-	return a.withService(ctx, cfg, openOpts{migrate: true, keys: keyCreate}, func(o *opened) error {
+	return a.withService(ctx, cfg, readOpen, func(o *opened) error {
 		keys, err := o.svc.APIKeys(ctx)
 		if err != nil {
 			return fmt.Errorf("apikey revoke: %w", err)

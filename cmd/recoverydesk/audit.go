@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -40,10 +39,6 @@ func (a *app) audit(ctx context.Context, args []string) error {
 	return usagef("audit", "audit: unknown command %q: use verify or export", args[0])
 }
 
-// The audit commands only read the chain: they neither migrate nor create the database, and
-// they need no master key (the chain holds no sealed value).
-var auditOpen = openOpts{migrate: false, keys: keyOptional, mustExist: true}
-
 const auditVerifyHelp = `
 Walk the audit chain from the first event and check each event's sequence number, its link to
 the previous event (prev_hash) and its own hash. Prints "ok: N events, head HASH" and exits 0,
@@ -73,6 +68,11 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// The audit commands only read the chain: they neither migrate nor create the database (nor
+	// a key file), and they need no master key (the chain holds no sealed value).
+	if err := requireDatabase(cfg); err != nil {
+		return err
+	}
 	// Read and check the checkpoint before the walk, so that a bad one fails fast.
 	var cp *recovery.Checkpoint
 	if *cpFile != "" {
@@ -82,7 +82,7 @@ func (a *app) auditVerify(ctx context.Context, args []string) error {
 		}
 		cp = &c
 	}
-	return a.withService(ctx, cfg, auditOpen, func(o *opened) error {
+	return a.withService(ctx, cfg, readOpen, func(o *opened) error {
 		report, err := o.svc.VerifyAudit(ctx, func(n int64) {
 			fmt.Fprintf(a.stderr, "audit verify: %d events checked so far\n", n)
 		})
@@ -153,14 +153,18 @@ stdout or to --out FILE (mode 0600), verifying the chain as it goes; a broken ch
 
 Also writes a checkpoint, a note signed with the audit key (Ed25519, the signed-note format of
 golang.org/x/mod/sumdb/note) that records the event count and the head hash, to --checkpoint
-FILE (default: FILE.checkpoint beside --out; without --out, only when --checkpoint is given),
-and prints the verifier key. Keep both off this machine: 'audit verify --checkpoint FILE
---verifier-key KEY' later proves that no event up to the checkpoint was removed or rewritten.`
+FILE (default: FILE.checkpoint beside --out; without --out and --checkpoint, to stderr after
+the line "Checkpoint (keep it off this machine):"), and prints the verifier key. Keep both off
+this machine: 'audit verify --checkpoint FILE --verifier-key KEY' later proves that no event up
+to the checkpoint was removed or rewritten.
+
+The database must exist already; with SQLite and no RECOVERYDESK_AUDIT_KEY, the audit key file
+recoverydesk-audit.key beside it is used (created when missing).`
 
 func (a *app) auditExport(ctx context.Context, args []string) error {
 	fs := a.command("audit export", "audit export [--out FILE] [--checkpoint FILE] [flags]", auditExportHelp)
 	out := fs.String("out", "", "write the JSONL to `FILE` instead of stdout")
-	cpFile := fs.String("checkpoint", "", "write the signed checkpoint to `FILE` (default: <out>.checkpoint)")
+	cpFile := fs.String("checkpoint", "", "write the signed checkpoint to `FILE` (default: <out>.checkpoint, or stderr without --out)")
 	pos, err := a.parseAll(fs, "audit export", args)
 	if err != nil {
 		return err
@@ -175,21 +179,21 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// No key file is created beside a database that is not there.
+	if err := requireDatabase(cfg); err != nil {
+		return err
+	}
 	// The audit key is loaded (or, beside a SQLite database, created) before anything is written.
-	var signWith ed25519.PrivateKey
-	if *cpFile != "" {
-		priv, err := a.loadAuditKey(cfg, sqlstore.IsPostgres(cfg.DB), keyCreate)
-		if err != nil {
-			return err
-		}
-		signWith = priv
+	signWith, err := a.loadAuditKey(cfg, sqlstore.IsPostgres(cfg.DB), keyCreate)
+	if err != nil {
+		return err
 	}
 	// Messages go to stdout unless stdout carries the JSONL.
 	msg := a.stdout
 	if *out == "" {
 		msg = a.stderr
 	}
-	return a.withService(ctx, cfg, auditOpen, func(o *opened) error {
+	return a.withService(ctx, cfg, readOpen, func(o *opened) error {
 		var report recovery.ChainReport
 		export := func(w io.Writer) error {
 			bw := bufio.NewWriterSize(w, 64<<10)
@@ -213,25 +217,31 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 			}
 			fmt.Fprintf(msg, "Exported %s to %s (head %s).\n", events(report.Count), *out, report.Head)
 		}
-		if *cpFile == "" {
-			return nil
-		}
 		cp := recovery.Checkpoint{Count: report.Count, Head: report.Head}
 		signed, err := signCheckpoint(signWith, cp)
 		if err != nil {
 			return fmt.Errorf("audit export: sign checkpoint: %w", err)
 		}
-		if err := writeFileAtomic(*cpFile, func(w io.Writer) error { _, err := w.Write(signed); return err }); err != nil {
-			return err
-		}
 		vkey, err := auditVerifierKey(signWith)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(msg, "Checkpoint (%s, head %s) written to %s.\n", events(cp.Count), cp.Head, *cpFile)
+		file := *cpFile
+		if file == "" {
+			// The JSONL went to stdout and no file was named: the checkpoint goes to stderr, to be
+			// saved off this machine.
+			fmt.Fprintf(msg, "Checkpoint (keep it off this machine):\n%s", signed)
+			file = "FILE"
+			fmt.Fprintf(msg, "Save the checkpoint above (from its first line to its signature line) as FILE.\n")
+		} else {
+			if err := writeFileAtomic(file, func(w io.Writer) error { _, err := w.Write(signed); return err }); err != nil {
+				return err
+			}
+			fmt.Fprintf(msg, "Checkpoint (%s, head %s) written to %s.\n", events(cp.Count), cp.Head, file)
+		}
 		fmt.Fprintf(msg, "Verifier key: %s\n", vkey)
 		fmt.Fprintf(msg, "Keep the checkpoint and the verifier key off this machine. Check later with:\n"+
-			"  recoverydesk audit verify --checkpoint %s --verifier-key %s\n", *cpFile, vkey)
+			"  recoverydesk audit verify --checkpoint %s --verifier-key %s\n", file, vkey)
 		return nil
 	})
 }

@@ -216,7 +216,8 @@ func checkBaseURL(_ *Config, v string) error {
 	}
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("%q is not an http:// or https:// URL without user, query or fragment", v)
+		// Not quoted: a refused user part may hold a password.
+		return errors.New("is not an http:// or https:// URL without user, query or fragment")
 	}
 	return nil
 }
@@ -236,14 +237,16 @@ func checkIssuer(_ *Config, v string) error {
 
 var staticKeyNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
-// checkAPIKeys parses name=key entries into c.StaticAPIKeys. Messages name the entry by position
-// and name, never by its key.
+// checkAPIKeys parses name=key entries into c.StaticAPIKeys. Messages name an entry by its
+// position only, never by its name or key: an entry written the wrong way round (key=name) puts
+// the key where the name belongs.
 func checkAPIKeys(c *Config, v string) error {
 	c.StaticAPIKeys = nil
 	if v == "" {
 		return nil
 	}
 	c.StaticAPIKeys = map[string]string{}
+	seen := map[string]int{} // name → entry number
 	for i, part := range strings.Split(v, ",") {
 		name, key, ok := strings.Cut(strings.TrimSpace(part), "=")
 		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
@@ -253,13 +256,14 @@ func checkAPIKeys(c *Config, v string) error {
 		case !staticKeyNamePattern.MatchString(name):
 			return fmt.Errorf("entry %d: name must be 1-64 letters, digits or . _ -", i+1)
 		case len(key) < 32:
-			return fmt.Errorf("entry %d (%s): key is %d characters, at least 32 are needed", i+1, name, len(key))
+			return fmt.Errorf("entry %d: key is %d characters, at least 32 are needed (the form is name=key)", i+1, len(key))
 		case strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-			return fmt.Errorf("entry %d (%s): key contains spaces or control characters", i+1, name)
+			return fmt.Errorf("entry %d: key contains spaces or control characters", i+1)
 		}
-		if _, dup := c.StaticAPIKeys[name]; dup {
-			return fmt.Errorf("entry %d: name %s appears twice", i+1, name)
+		if j, dup := seen[name]; dup {
+			return fmt.Errorf("entry %d has the same name as entry %d", i+1, j)
 		}
+		seen[name] = i + 1
 		c.StaticAPIKeys[name] = key
 	}
 	return nil
@@ -297,7 +301,8 @@ func checkNoSpace(_ *Config, v string) error {
 func checkTelegramAPI(_ *Config, v string) error {
 	u, err := url.Parse(strings.ReplaceAll(v, "%s", "x"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Count(v, "%s") != 2 {
-		return fmt.Errorf("%q is not an http(s) URL with two %%s (token, method), like %s", v, DefaultTelegramAPI)
+		// Not quoted: a bot token written into the URL in place of the first %s would show.
+		return fmt.Errorf("is not an http(s) URL with two %%s (token, method), like %s", DefaultTelegramAPI)
 	}
 	return nil
 }
@@ -338,12 +343,9 @@ func checkHTTPURL(_ *Config, v string) error {
 	if v == "" {
 		return nil
 	}
-	u, err := url.Parse(v)
-	if err != nil {
-		return errors.New("is not a URL")
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("%q is not an http:// or https:// URL", u.Redacted())
+	// Not quoted: the URL may carry a token in its path or query.
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("is not an http:// or https:// URL")
 	}
 	return nil
 }
@@ -375,10 +377,49 @@ func (c *Config) resolveBaseURL(listenAddr string) string {
 	return "http://" + net.JoinHostPort(host, port)
 }
 
-// redactDSN hides a password in a postgres:// DSN for messages and logs.
+// redactDSN hides the secrets of a DSN for messages and logs: the password of a URL's user
+// part, and every parameter whose name holds "pass", "secret" or "token" (password,
+// sslpassword, _auth_pass, …), in a URL's query or as a keyword=value pair. A URL with a user
+// part that does not parse is not shown at all.
 func redactDSN(dsn string) string {
-	if u, err := url.Parse(dsn); err == nil && u.Scheme != "" && u.User != nil {
-		return u.Redacted()
+	base, query, hasQuery := strings.Cut(dsn, "?")
+	u, err := url.Parse(base)
+	switch {
+	case err != nil && strings.Contains(base, "@"):
+		return "(a DSN that does not parse as a URL; not shown)"
+	case err == nil:
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			base = u.String()
+		}
 	}
-	return dsn
+	if !strings.Contains(base, "://") {
+		// keyword=value pairs ("host=db password=…"), which no URL holds before its query.
+		base = secretPairPattern.ReplaceAllString(base, "${1}xxxxx")
+	}
+	if !hasQuery {
+		return base
+	}
+	parts := strings.Split(query, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		if isSecretParam(name) {
+			parts[i] = k + "=xxxxx"
+		}
+	}
+	return base + "?" + strings.Join(parts, "&")
 }
+
+// isSecretParam reports whether a DSN parameter's name says it holds a secret.
+func isSecretParam(name string) bool {
+	name = strings.ToLower(name)
+	return strings.Contains(name, "pass") || strings.Contains(name, "secret") || strings.Contains(name, "token")
+}
+
+// secretPairPattern matches a keyword=value pair whose keyword holds pass, secret or token,
+// with the value quoted ('…') or not.
+var secretPairPattern = regexp.MustCompile(`(?i)(\b\w*(?:pass|secret|token)\w*\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)

@@ -26,17 +26,21 @@ const (
 type keyMode int
 
 const (
-	keyCreate   keyMode = iota // create the file (serve, migrate, apikey)
-	keyOptional                // go on without (audit commands read no sealed value)
+	// keyCreate: the key is needed (serve, migrate, apikey add). A missing key file is created,
+	// the master key file only beside a SQLite database that does not exist yet: a database
+	// with data needs the key that sealed it, and a new key would open none of it.
+	keyCreate   keyMode = iota
+	keyOptional         // go on without (audit commands, apikey list and revoke read no sealed value)
 )
 
 // keyFileDir is the directory of the SQLite database file named by dsn.
 func keyFileDir(dsn string) string { return filepath.Dir(sqlitePath(dsn)) }
 
 // loadKeyring returns the master keyring: RECOVERYDESK_KEYS when set, else (SQLite only) the key
-// file beside the database, created on first use. In keyOptional mode a missing key gives an
-// ephemeral keyring, which is enough for commands that never open a sealed value. Errors never
-// carry key material.
+// file beside the database, created on first use, that is when the database does not exist yet
+// (or is an empty file). A missing key file beside an existing database stops the command. In
+// keyOptional mode a missing key gives an ephemeral keyring, which is enough for commands that
+// never open a sealed value. Errors never carry key material.
 func (a *app) loadKeyring(cfg *Config, postgres bool, mode keyMode) (*recovery.Keyring, error) {
 	if cfg.Keys != "" {
 		k, err := recovery.ParseKeys(cfg.Keys)
@@ -60,7 +64,18 @@ func (a *app) loadKeyring(cfg *Config, postgres bool, mode keyMode) (*recovery.K
 		}
 		return recovery.FormatKey("k1", k), nil
 	}
-	content, err := a.keyFile(path, "master key", mode, generate, parse,
+	// The first start creates the database and the key file together; afterwards the key file
+	// is required. Only a new or empty database may get a new key.
+	mayCreate := func() error {
+		db, ok := existingDatabase(cfg.DB)
+		if !ok {
+			return nil
+		}
+		return fmt.Errorf("master key file %s is missing, but the database %s already exists: "+
+			"restore the key file from a backup, or set RECOVERYDESK_KEYS to the keys that sealed its data "+
+			"(a new key would open none of it)", absPath(path), db)
+	}
+	content, err := a.keyFile(path, "master key", mode, generate, parse, mayCreate,
 		"it opens every sealed secret; back it up, and never lose it")
 	switch {
 	case err != nil:
@@ -106,7 +121,7 @@ func (a *app) loadAuditKey(cfg *Config, postgres bool, mode keyMode) (ed25519.Pr
 		return base64.StdEncoding.EncodeToString(seed), nil
 	}
 	parse := func(s string) error { _, err := parseAuditSeed(s); return err }
-	content, err := a.keyFile(path, "audit signing key", mode, generate, parse,
+	content, err := a.keyFile(path, "audit signing key", mode, generate, parse, nil,
 		"it signs audit checkpoints; keep the verifier key that audit export prints off this machine")
 	if err != nil || content == "" {
 		return nil, err
@@ -131,14 +146,25 @@ func parseAuditSeed(s string) (ed25519.PrivateKey, error) {
 // keyFile reads the key file at path, or creates it (mode 0600, O_EXCL so that two processes
 // starting together cannot both write one) with generate's content. It logs and tells stdout the
 // path of a new file, never its content; it warns when an existing file is readable by group or
-// others. It returns "" when the file is missing and mode is keyOptional.
-func (a *app) keyFile(path, what string, mode keyMode, generate func() (string, error), parse func(string) error, why string) (string, error) {
+// others. It returns "" when the file is missing and mode is keyOptional. mayCreate, when not
+// nil, is asked before a file is created and may refuse with the error to report.
+func (a *app) keyFile(path, what string, mode keyMode, generate func() (string, error), parse func(string) error,
+	mayCreate func() error, why string) (string, error) {
 	content, err := a.readKeyFile(path, what, parse)
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return content, err
 	}
 	if mode == keyOptional {
 		return "", nil
+	}
+	if mayCreate != nil {
+		if err := mayCreate(); err != nil {
+			// Another process may have created the database and its key file just now.
+			if content, rerr := a.readKeyFile(path, what, parse); rerr == nil {
+				return content, nil
+			}
+			return "", err
+		}
 	}
 	content, err = generate()
 	if err != nil {
@@ -163,9 +189,7 @@ func (a *app) keyFile(path, what string, mode keyMode, generate func() (string, 
 		return "", fmt.Errorf("write %s file %s: %w", what, path, err)
 	}
 	syncDir(filepath.Dir(path))
-	if abs, err := filepath.Abs(path); err == nil {
-		path = abs
-	}
+	path = absPath(path)
 	a.log.Info("created "+what+" file", "path", path)
 	fmt.Fprintf(a.stdout, "Created %s file %s (mode 0600): %s.\n", what, path, why)
 	return content, nil
@@ -199,4 +223,26 @@ func syncDir(dir string) {
 		d.Sync()
 		d.Close()
 	}
+}
+
+// absPath is path made absolute for messages, or path itself when that fails.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+// existingDatabase reports whether the SQLite database named by dsn exists with content: a
+// non-empty database file or write-ahead log. A file it cannot inspect counts as existing. It
+// returns the absolute path for messages.
+func existingDatabase(dsn string) (string, bool) {
+	path := sqlitePath(dsn)
+	for _, p := range []string{path, path + "-wal"} {
+		st, err := os.Stat(p)
+		if (err == nil && st.Size() > 0) || (err != nil && !errors.Is(err, fs.ErrNotExist)) {
+			return absPath(path), true
+		}
+	}
+	return absPath(path), false
 }

@@ -304,8 +304,10 @@ func TestProcessSIGTERM(t *testing.T) {
 		}
 	}()
 	base := waitFor(t, &stdout, listeningRE, nil)[1]
-	if code := httpGet(t, base+"/readyz", ""); code != http.StatusOK {
-		t.Errorf("GET /readyz = %d", code)
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code := httpGet(t, base+path, ""); code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", path, code)
+		}
 	}
 	for _, name := range []string{"recoverydesk.db", masterKeyFile, auditKeyFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {

@@ -17,7 +17,10 @@ first key of RECOVERYDESK_KEYS is opened with its own key and sealed again under
 in one transaction. Key rotation:
   1. put the new key first: RECOVERYDESK_KEYS=new:…,old:…
   2. recoverydesk migrate --reseal
-  3. drop the old key: RECOVERYDESK_KEYS=new:…`
+  3. drop the old key: RECOVERYDESK_KEYS=new:…
+
+Before anything is re-sealed (and on every start), a value sealed under a key id that
+RECOVERYDESK_KEYS (or the key file) lacks stops the command with a message naming the id.`
 
 func (a *app) migrate(ctx context.Context, args []string) error {
 	fs := a.command("migrate", "migrate [--reseal] [flags]", migrateHelp)

@@ -31,9 +31,11 @@ command: 'recoverydesk' alone serves. The agent console, the end-user pages and 
 come in later versions.
 
 On start it applies pending database migrations. With SQLite and no RECOVERYDESK_KEYS it uses
-the master key file recoverydesk.key beside the database, creating it (mode 0600) on first start;
-likewise the audit signing key recoverydesk-audit.key. With PostgreSQL, RECOVERYDESK_KEYS is
-required so that every replica shares it.
+the master key file recoverydesk.key beside the database, creating it (mode 0600) on the first
+start, together with the database; likewise the audit signing key recoverydesk-audit.key. With
+PostgreSQL, RECOVERYDESK_KEYS is required so that every replica shares it. A missing master key
+file beside an existing database, or a stored value sealed under a key id that the keys lack,
+stops the start with a message saying which.
 
 SIGINT or SIGTERM stops it gracefully: requests in flight get up to 10 seconds to finish.`
 
