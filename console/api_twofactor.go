@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -90,25 +91,34 @@ func (s *server) confirmEnrollment() gin.HandlerFunc {
 	}
 }
 
-// verify handles POST /api/v1/accounts/:account/2fa/verify.
-func (s *server) verify() gin.HandlerFunc {
-	type response struct {
-		OK           bool `json:"ok"`
-		DriftSeconds int  `json:"drift_seconds"`
-	}
+// codeAction makes the handler of a host API call that carries a code: decode, call the domain,
+// answer 200 with what call returns, or the error mapped by status.
+func (s *server) codeAction(call func(ctx context.Context, actor recovery.Actor, account, code string) (any, error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		code, actor, err := s.decodeCode(c)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		out, err := s.svc.Verify(c.Request.Context(), actor, c.Param("account"), code)
+		out, err := call(c.Request.Context(), actor, c.Param("account"), code)
 		if err != nil {
 			s.fail(c, err)
 			return
 		}
-		c.JSON(http.StatusOK, response{OK: true, DriftSeconds: out.DriftSeconds})
+		c.JSON(http.StatusOK, out)
 	}
+}
+
+// verify handles POST /api/v1/accounts/:account/2fa/verify.
+func (s *server) verify() gin.HandlerFunc {
+	type response struct {
+		OK           bool `json:"ok"`
+		DriftSeconds int  `json:"drift_seconds"`
+	}
+	return s.codeAction(func(ctx context.Context, actor recovery.Actor, account, code string) (any, error) {
+		out, err := s.svc.Verify(ctx, actor, account, code)
+		return response{OK: true, DriftSeconds: out.DriftSeconds}, err
+	})
 }
 
 // useRecoveryCode handles POST /api/v1/accounts/:account/2fa/recovery-code.
@@ -117,19 +127,10 @@ func (s *server) useRecoveryCode() gin.HandlerFunc {
 		OK        bool `json:"ok"`
 		Remaining int  `json:"remaining"`
 	}
-	return func(c *gin.Context) {
-		code, actor, err := s.decodeCode(c)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		out, err := s.svc.UseRecoveryCode(c.Request.Context(), actor, c.Param("account"), code)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, response{OK: true, Remaining: out.Remaining})
-	}
+	return s.codeAction(func(ctx context.Context, actor recovery.Actor, account, code string) (any, error) {
+		out, err := s.svc.UseRecoveryCode(ctx, actor, account, code)
+		return response{OK: true, Remaining: out.Remaining}, err
+	})
 }
 
 // regenerateRecoveryCodes handles POST /api/v1/accounts/:account/2fa/recovery-codes.
@@ -137,19 +138,10 @@ func (s *server) regenerateRecoveryCodes() gin.HandlerFunc {
 	type response struct {
 		RecoveryCodes []string `json:"recovery_codes"`
 	}
-	return func(c *gin.Context) {
-		code, actor, err := s.decodeCode(c)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		codes, err := s.svc.RegenerateRecoveryCodes(c.Request.Context(), actor, c.Param("account"), code)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, response{RecoveryCodes: codes})
-	}
+	return s.codeAction(func(ctx context.Context, actor recovery.Actor, account, code string) (any, error) {
+		codes, err := s.svc.RegenerateRecoveryCodes(ctx, actor, account, code)
+		return response{RecoveryCodes: codes}, err
+	})
 }
 
 // disable handles DELETE /api/v1/accounts/:account/2fa (a TOTP or a recovery code in the body).
@@ -157,16 +149,7 @@ func (s *server) disable() gin.HandlerFunc {
 	type response struct {
 		State recovery.FactorState `json:"state"`
 	}
-	return func(c *gin.Context) {
-		code, actor, err := s.decodeCode(c)
-		if err != nil {
-			s.fail(c, err)
-			return
-		}
-		if err := s.svc.Disable(c.Request.Context(), actor, c.Param("account"), code); err != nil {
-			s.fail(c, err)
-			return
-		}
-		c.JSON(http.StatusOK, response{State: recovery.StateDisabled})
-	}
+	return s.codeAction(func(ctx context.Context, actor recovery.Actor, account, code string) (any, error) {
+		return response{State: recovery.StateDisabled}, s.svc.Disable(ctx, actor, account, code)
+	})
 }

@@ -66,13 +66,12 @@ type APIKey struct {
 	RevokedAt time.Time
 }
 
-// IPThrottle counts failed codes from one client address in minute windows: the current one and
-// the one before, from which a sliding minute is estimated.
+// IPThrottle counts failed codes from one client address in 10-second buckets covering the last
+// minute.
 type IPThrottle struct {
 	IP           string
-	WindowStart  time.Time // start of the current minute window
-	Failures     int       // failures in the current window
-	PrevFailures int       // failures in the window before it
+	BucketStart  time.Time // start of the newest bucket
+	Buckets      []int     // failures per bucket, newest first; at most six
 	BlockedUntil time.Time
 }
 

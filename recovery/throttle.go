@@ -12,7 +12,8 @@ const (
 	backoffBase     = 30 * time.Second
 	backoffCap      = time.Hour
 	suspendAfter    = 20
-	ipWindow        = time.Minute
+	ipBucket        = 10 * time.Second
+	ipBuckets       = 6 // × ipBucket = the one-minute window
 	ipMaxFailures   = 30
 	ipBlockDuration = 5 * time.Minute
 )
@@ -83,23 +84,32 @@ func countIPFailure(tx Tx, al *auditLog, ip string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	// A sliding minute, estimated from aligned minute windows: the previous window's count
-	// weighted by how much of it still lies within the last minute, plus the current count.
-	// A fixed window alone would let 29 failures at the end of one minute and 29 more at the
-	// start of the next through.
-	start := now.Truncate(ipWindow)
+	// A sliding minute in six 10-second buckets: it counts the failures of the last 60 to 70
+	// seconds, never fewer than the last minute's (a fixed minute window would let 29 failures
+	// at the end of one minute and 29 more at the start of the next through).
+	start := now.Truncate(ipBucket)
+	shift := int(start.Sub(t.BucketStart) / ipBucket)
 	switch {
-	case t.WindowStart.Equal(start):
-	case t.WindowStart.Add(ipWindow).Equal(start):
-		t.PrevFailures, t.Failures, t.WindowStart = t.Failures, 0, start
-	default: // first failure, an idle gap of a minute or more, or a clock that went back
-		t.PrevFailures, t.Failures, t.WindowStart = 0, 0, start
+	case t.BucketStart.IsZero() || shift >= ipBuckets || shift < 0: // idle a minute, or the clock went back
+		t.Buckets = nil
+	case shift > 0:
+		t.Buckets = append(make([]int, shift), t.Buckets...)
 	}
-	t.Failures++
-	weight := 1 - float64(now.Sub(start))/float64(ipWindow)
-	if float64(t.PrevFailures)*weight+float64(t.Failures) >= ipMaxFailures {
+	t.BucketStart = start
+	if len(t.Buckets) == 0 {
+		t.Buckets = []int{0}
+	}
+	if len(t.Buckets) > ipBuckets {
+		t.Buckets = t.Buckets[:ipBuckets]
+	}
+	t.Buckets[0]++
+	total := 0
+	for _, n := range t.Buckets {
+		total += n
+	}
+	if total >= ipMaxFailures {
 		t.BlockedUntil = now.Add(ipBlockDuration)
-		t.PrevFailures, t.Failures = 0, 0
+		t.Buckets = nil
 		if err := al.add("ip.blocked", "ip", ip, map[string]any{
 			"failures_per_minute": ipMaxFailures, "blocked_until": t.BlockedUntil.UTC().Format(time.RFC3339),
 		}); err != nil {

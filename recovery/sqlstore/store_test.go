@@ -160,7 +160,7 @@ func TestRoundTrip(t *testing.T) {
 			BlockedUntil: t0.Add(time.Hour), CodeFailures: 3, CodeBlockedUntil: t0.Add(30 * time.Second), HoldUntil: t0.Add(48 * time.Hour), UpdatedAt: t0.Add(4)}
 		bareF := recovery.Factor{AccountID: "bare", State: recovery.StateDisabled}
 		key := recovery.APIKey{ID: "0123456789abcdef", Name: "host", Hash: strings.Repeat("ab", 32), CreatedAt: t0}
-		ipt := recovery.IPThrottle{IP: "2001:db8::1", WindowStart: t0, Failures: 29, PrevFailures: 7, BlockedUntil: t0.Add(5 * time.Minute)}
+		ipt := recovery.IPThrottle{IP: "2001:db8::1", BucketStart: t0, Buckets: []int{29, 0, 7}, BlockedUntil: t0.Add(5 * time.Minute)}
 		ipBare := recovery.IPThrottle{IP: "192.0.2.1"}
 		tokUsed := recovery.ReenrollToken{Hash: "h-used", AccountID: "full", TicketID: "T-1", CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour), UsedAt: t0.Add(time.Hour)}
 		tokLive := recovery.ReenrollToken{Hash: "h-live", AccountID: "full", TicketID: "T-2", CreatedAt: t0, ExpiresAt: t0.Add(24 * time.Hour)}
@@ -215,7 +215,7 @@ func TestRoundTrip(t *testing.T) {
 		for q, want := range map[string]int{
 			"SELECT COUNT(*) FROM accounts WHERE email_changed_at IS NULL AND phone_changed_at IS NULL AND created_at IS NULL AND updated_at IS NULL":                                                      1,
 			"SELECT COUNT(*) FROM factors WHERE enrolled_at IS NULL AND pending_expires_at IS NULL AND blocked_until IS NULL AND code_blocked_until IS NULL AND hold_until IS NULL AND updated_at IS NULL": 1,
-			"SELECT COUNT(*) FROM ip_throttles WHERE window_start IS NULL AND blocked_until IS NULL":                                                                                                       1,
+			"SELECT COUNT(*) FROM ip_throttles WHERE bucket_start IS NULL AND blocked_until IS NULL":                                                                                                       1,
 			"SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL":                                                                                                                                       1,
 			"SELECT COUNT(*) FROM reenroll_tokens WHERE used_at IS NULL":                                                                                                                                   1,
 			"SELECT COUNT(*) FROM recovery_codes WHERE used_at IS NULL":                                                                                                                                    3,

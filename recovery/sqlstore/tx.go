@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -424,10 +425,14 @@ func (t *sqlTx) PutAPIKey(k recovery.APIKey) error {
 // IP throttles.
 
 func (t *sqlTx) IPThrottle(ip string) (th recovery.IPThrottle, err error) {
-	err = t.one("ip throttle", "SELECT ip, window_start, failures, prev_failures, blocked_until FROM ip_throttles WHERE ip = ?", func(r *sql.Rows) error {
-		var window, blocked sql.NullInt64
-		err := r.Scan(&th.IP, &window, &th.Failures, &th.PrevFailures, &blocked)
-		th.WindowStart, th.BlockedUntil = fromNanos(window), fromNanos(blocked)
+	err = t.one("ip throttle", "SELECT ip, bucket_start, buckets, blocked_until FROM ip_throttles WHERE ip = ?", func(r *sql.Rows) error {
+		var start, blocked sql.NullInt64
+		var buckets string
+		if err := r.Scan(&th.IP, &start, &buckets, &blocked); err != nil {
+			return err
+		}
+		th.BucketStart, th.BlockedUntil = fromNanos(start), fromNanos(blocked)
+		th.Buckets, err = decodeInts(buckets)
 		return err
 	}, ip)
 	return th, err
@@ -435,17 +440,42 @@ func (t *sqlTx) IPThrottle(ip string) (th recovery.IPThrottle, err error) {
 
 func (t *sqlTx) PutIPThrottle(th recovery.IPThrottle) error {
 	var b binder
-	window, blocked := b.time(th.WindowStart), b.time(th.BlockedUntil)
+	start, blocked := b.time(th.BucketStart), b.time(th.BlockedUntil)
 	if b.err != nil {
 		return b.err
 	}
-	if _, err := t.exec("INSERT INTO ip_throttles (ip, window_start, failures, prev_failures, blocked_until) VALUES (?, ?, ?, ?, ?) "+
-		"ON CONFLICT (ip) DO UPDATE SET window_start = excluded.window_start, failures = excluded.failures, "+
-		"prev_failures = excluded.prev_failures, blocked_until = excluded.blocked_until",
-		th.IP, window, th.Failures, th.PrevFailures, blocked); err != nil {
+	if _, err := t.exec("INSERT INTO ip_throttles (ip, bucket_start, buckets, blocked_until) VALUES (?, ?, ?, ?) "+
+		"ON CONFLICT (ip) DO UPDATE SET bucket_start = excluded.bucket_start, buckets = excluded.buckets, "+
+		"blocked_until = excluded.blocked_until",
+		th.IP, start, encodeInts(th.Buckets), blocked); err != nil {
 		return fmt.Errorf("sqlstore: write ip throttle: %w", err)
 	}
 	return nil
+}
+
+// encodeInts stores a short list of counts as "3,0,1" ("" when empty).
+func encodeInts(v []int) string {
+	parts := make([]string, len(v))
+	for i, n := range v {
+		parts[i] = strconv.Itoa(n)
+	}
+	return strings.Join(parts, ",")
+}
+
+func decodeInts(s string) ([]int, error) {
+	if s == "" {
+		return nil, nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]int, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil {
+			return nil, fmt.Errorf("bad count list %q", s)
+		}
+		out[i] = n
+	}
+	return out, nil
 }
 
 // Re-enrollment tokens.

@@ -63,9 +63,8 @@ CREATE TABLE api_keys (
 
 CREATE TABLE ip_throttles (
     ip            TEXT PRIMARY KEY,
-    window_start  BIGINT,
-    failures      INTEGER NOT NULL DEFAULT 0,
-    prev_failures INTEGER NOT NULL DEFAULT 0,
+    bucket_start  BIGINT,
+    buckets       TEXT NOT NULL DEFAULT '',
     blocked_until BIGINT
 );
 

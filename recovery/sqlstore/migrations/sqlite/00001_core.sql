@@ -62,9 +62,8 @@ CREATE TABLE api_keys (
 
 CREATE TABLE ip_throttles (
     ip            TEXT PRIMARY KEY,
-    window_start  INTEGER,
-    failures      INTEGER NOT NULL DEFAULT 0,
-    prev_failures INTEGER NOT NULL DEFAULT 0,
+    bucket_start  INTEGER,
+    buckets       TEXT NOT NULL DEFAULT '',
     blocked_until INTEGER
 ) STRICT;
 
