@@ -71,7 +71,7 @@ type APIKey struct {
 type IPThrottle struct {
 	IP           string
 	BucketStart  time.Time // start of the newest bucket
-	Buckets      []int     // failures per bucket, newest first; at most six
+	Buckets      []int     // failures per bucket, newest first; at most seven
 	BlockedUntil time.Time
 }
 

@@ -13,7 +13,7 @@ const (
 	backoffCap      = time.Hour
 	suspendAfter    = 20
 	ipBucket        = 10 * time.Second
-	ipBuckets       = 6 // × ipBucket = the one-minute window
+	ipBuckets       = 7 // the current bucket and six whole ones: at least the last 60 s
 	ipMaxFailures   = 30
 	ipBlockDuration = 5 * time.Minute
 )
@@ -84,8 +84,8 @@ func countIPFailure(tx Tx, al *auditLog, ip string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	// A sliding minute in six 10-second buckets: it counts the failures of the last 60 to 70
-	// seconds, never fewer than the last minute's (a fixed minute window would let 29 failures
+	// A sliding minute in 10-second buckets (the current one and six whole ones): it counts
+	// the failures of the last 60 to 70 seconds, never fewer than the last minute's (a fixed minute window would let 29 failures
 	// at the end of one minute and 29 more at the start of the next through).
 	start := now.Truncate(ipBucket)
 	shift := int(start.Sub(t.BucketStart) / ipBucket)

@@ -699,14 +699,14 @@ func TestPerIPLimiterSlidesAcrossMinutes(t *testing.T) {
 		secrets[id], _ = enrolled(t, s, c, id)
 	}
 	spray := recovery.Actor{Type: recovery.ActorAPIKey, ID: "test", IP: "192.0.2.9"}
-	c.Set(time.Date(2026, 11, 27, 12, 5, 50, 0, time.UTC))
+	c.Set(time.Date(2026, 11, 27, 12, 5, 9, 0, time.UTC)) // in the first 10 s bucket of 12:05
 	for n := range 29 {
 		id := ids[n%len(ids)]
 		if _, err := s.Verify(ctx, spray, id, wrongCode(t, secrets[id], c.Now())); !errors.Is(err, recovery.ErrInvalidCode) {
 			t.Fatalf("failure %d: %v", n, err)
 		}
 	}
-	c.Set(time.Date(2026, 11, 27, 12, 6, 5, 0, time.UTC)) // 15 s later, a new minute window
+	c.Set(time.Date(2026, 11, 27, 12, 6, 5, 0, time.UTC)) // 56 s later: a new minute, six buckets on
 	accepted := 0
 	for n := range 29 {
 		id := ids[(n+5)%len(ids)]
@@ -719,7 +719,7 @@ func TestPerIPLimiterSlidesAcrossMinutes(t *testing.T) {
 		}
 		accepted++
 	}
-	// The 29 of 15 s ago still count: the first failure of the new minute is the 30th.
+	// The 29 of 56 s ago still count: the first failure of the new minute is the 30th.
 	if accepted != 1 {
 		t.Fatalf("%d failures evaluated in the new minute before the block, want 1", accepted)
 	}
