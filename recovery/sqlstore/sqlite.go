@@ -246,12 +246,10 @@ func (w *writer) runBatch(live []*writeReq, savepoints bool) bool {
 		r.err = nil
 		stx := &sqlTx{db: tx, ctx: r.ctx, dialect: DialectSQLite, raw: raw, head: head}
 		if !savepoints {
-			if err := r.ctx.Err(); err != nil {
-				r.err = err
-			} else {
-				r.err = call(w.log, r.fn, recovery.Tx(stx))
+			if r.err = r.ctx.Err(); r.err != nil {
+				continue // nothing of it ran: the others need no rollback
 			}
-			if r.err != nil {
+			if r.err = call(w.log, r.fn, recovery.Tx(stx)); r.err != nil {
 				tx.Rollback()
 				return false
 			}
