@@ -49,8 +49,8 @@ func bearer(h string) (string, bool) {
 // is read.
 func (s *server) validAccount() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if !recovery.ValidAccountID(c.Param("account")) {
-			s.fail(c, invalid("account id must be 1-128 letters, digits or . _ : @ -"))
+		if err := recovery.CheckAccountID(c.Param("account")); err != nil {
+			s.fail(c, err)
 			return
 		}
 		c.Next()
@@ -64,9 +64,9 @@ func (s *server) actor(c *gin.Context, ip string) recovery.Actor {
 	return recovery.Actor{Type: recovery.ActorAPIKey, ID: rs.keyName, RequestID: rs.id, IP: ip}
 }
 
-// clientIP parses the optional "ip" field. The canonical form (IPv4-mapped IPv6 unmapped,
-// IPv6 compressed and lower-cased) is what the per-IP limiter keys on, so one address cannot be
-// written several ways to dodge it. Absent, null or "" means unknown.
+// clientIP parses the optional "ip" field into its canonical form (IPv4-mapped IPv6 unmapped,
+// IPv6 compressed and lower-cased), as the audit records it; the domain decides what the per-IP
+// limiter counts. Absent, null or "" means unknown.
 func clientIP(v *string) (string, error) {
 	if v == nil || *v == "" {
 		return "", nil

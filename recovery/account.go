@@ -12,8 +12,14 @@ import (
 
 var accountIDPattern = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
 
-// ValidAccountID reports whether id can name an account: 1-128 of letters, digits and . _ : @ -.
-func ValidAccountID(id string) bool { return accountIDPattern.MatchString(id) }
+// CheckAccountID refuses (with ErrInvalidInput) an id that cannot name an account: it must be
+// 1-128 of letters, digits and . _ : @ -.
+func CheckAccountID(id string) error {
+	if !accountIDPattern.MatchString(id) {
+		return invalidf("account id must be 1-128 letters, digits or . _ : @ -")
+	}
+	return nil
+}
 
 // AccountInput is an upsert. A nil field keeps the stored value; on creation Email is required.
 type AccountInput struct {
@@ -91,8 +97,8 @@ func accountView(a Account) map[string]any {
 
 // UpsertAccount creates or updates an account and reports whether it was created.
 func (s *Service) UpsertAccount(ctx context.Context, actor Actor, id string, in AccountInput) (Account, bool, error) {
-	if !ValidAccountID(id) {
-		return Account{}, false, invalidf("account id must be 1-128 letters, digits or . _ : @ -")
+	if err := CheckAccountID(id); err != nil {
+		return Account{}, false, err
 	}
 	if in.Email != nil {
 		if err := validEmail(*in.Email); err != nil {

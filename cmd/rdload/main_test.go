@@ -386,7 +386,7 @@ func (f *fakeServer) handler() http.Handler {
 	})
 	mux.HandleFunc("PUT /api/v1/accounts/{id}", authed(func(w http.ResponseWriter, r *http.Request, b map[string]string) {
 		id := r.PathValue("id")
-		if !recovery.ValidAccountID(id) || f.emails[strings.ToLower(b["email"])] {
+		if recovery.CheckAccountID(id) != nil || f.emails[strings.ToLower(b["email"])] {
 			fail(w, 400, "invalid_request")
 			return
 		}
