@@ -179,8 +179,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		setupTimeout: *setupTO, waitStep: true,
 	}
 	u, err := url.Parse(*rawURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		return bad("--url %q is not an http(s) base URL", *rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		// Not quoted: a user:password part would be printed back.
+		return bad("--url is not an http(s) base URL without user, query or fragment")
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	c.base = u

@@ -311,12 +311,15 @@ func TestFlags(t *testing.T) {
 		{"--valid-ratio", "0.3"},
 		{"--clients", "0"},
 		{"--url", "ftp://x"},
+		{"--url", "http://user:hunter2@127.0.0.1:8080"},
 		{"--prefix", "a/b"},
 		{"--ip", "not-an-ip"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(args, getenv, &stderr); !errors.Is(err, errUsage) {
 			t.Errorf("parseFlags(%q) = %v, want a usage error", args, err)
+		} else if strings.Contains(err.Error()+stderr.String(), "hunter2") {
+			t.Errorf("parseFlags(%q) printed the URL's password", args)
 		}
 	}
 	if _, err := parseFlags([]string{"--duration", "5s", "--allow-short"}, getenv, &stderr); err != nil {

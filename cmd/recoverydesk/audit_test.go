@@ -341,12 +341,18 @@ func TestAuditCheckpointRefused(t *testing.T) {
 		{"signed by another key", []string{"--checkpoint", write("forged", forged)}, "not signed by the audit key " + vkey},
 		{"altered text", []string{"--checkpoint", write("altered", altered)}, "the signature does not verify: the checkpoint was altered or forged"},
 		{"other verifier key", []string{"--checkpoint", cp, "--verifier-key", otherVkey}, "not signed by the audit key " + otherVkey},
-		{"malformed verifier key", []string{"--checkpoint", cp, "--verifier-key", "nonsense"}, `verifier key "nonsense" is malformed`},
+		{"malformed verifier key", []string{"--checkpoint", cp, "--verifier-key", "nonsense"}, `the verifier key is malformed`},
 		{"not a note", []string{"--checkpoint", write("garbage", []byte("hello\n"))}, "not a signed checkpoint"},
 		{"missing file", []string{"--checkpoint", filepath.Join(dir, "absent")}, "read checkpoint"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { verifyFails(t, db.env, c.want, c.args...) })
+	}
+	// A private key passed as the verifier key by mistake is never printed back.
+	seed := "PRIVATE+KEY+recoverydesk-audit+00000000+AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"
+	_, errOut, err := runCmd(t, db.env, "audit", "verify", "--checkpoint", cp, "--verifier-key", seed)
+	if err == nil || strings.Contains(err.Error()+errOut, "AQIDBAUGBwgJ") {
+		t.Errorf("a private key given as --verifier-key: err %v, stderr %q", err, errOut)
 	}
 	// The forged checkpoint is accepted by its own key only: the refusal is about the key.
 	verifyOK(t, db.env, auditEvents, "--checkpoint", filepath.Join(dir, "forged"), "--verifier-key", otherVkey)

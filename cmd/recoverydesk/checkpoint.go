@@ -70,7 +70,8 @@ var headPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 func openCheckpoint(data []byte, vkey string) (recovery.Checkpoint, error) {
 	v, err := note.NewVerifier(vkey)
 	if err != nil {
-		return recovery.Checkpoint{}, fmt.Errorf("verifier key %q is malformed: %v", vkey, err)
+		// Never quote it: a private key passed here by mistake must not reach the terminal.
+		return recovery.Checkpoint{}, fmt.Errorf("the verifier key is malformed (%v): pass the verifier key that audit export printed", err)
 	}
 	n, err := note.Open(data, note.VerifierList(v))
 	var unverified *note.UnverifiedNoteError

@@ -84,7 +84,7 @@ func TestBadCommandLine(t *testing.T) {
 		{[]string{"bogus"}, `unknown command "bogus"`},
 		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
 		{[]string{"serve", "--bogus"}, "serve: flag provided but not defined: -bogus (see 'recoverydesk serve --help')"},
-		{[]string{"serve", "extra"}, `unexpected argument "extra"`},
+		{[]string{"serve", "extra"}, `unexpected argument #1 (it takes 0)`},
 		{[]string{"--db"}, "flag needs an argument: -db"},
 		{[]string{"migrate", "--reseal=maybe"}, "invalid boolean value"},
 		{[]string{"apikey"}, "missing command: add, list or revoke"},
@@ -110,6 +110,9 @@ func TestBadCommandLine(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), c.want) {
 				t.Errorf("err = %q, want it to contain %q", err, c.want)
+			}
+			if strings.Contains(err.Error(), `"extra"`) {
+				t.Errorf("err = %q quotes a stray argument back (it may be a secret that lost its flag)", err)
 			}
 			if exitCode(err, io.Discard) != 2 {
 				t.Error("exit code is not 2")
@@ -201,7 +204,9 @@ func TestConfig(t *testing.T) {
 		{"RECOVERYDESK_HOST_WEBHOOK_URL", "ftp://h", "", "is not an http:// or https:// URL"},
 		{"RECOVERYDESK_HOST_WEBHOOK_URL", "hooks.example.com/" + secret, "", "RECOVERYDESK_HOST_WEBHOOK_URL: is not an http:// or https:// URL"},
 		{"RECOVERYDESK_POLICY_FILE", "/nonexistent/policy.yaml", "", "cannot read /nonexistent/policy.yaml"},
-		{"RECOVERYDESK_DB", "", " ", "--db: must not be empty"},
+		{"RECOVERYDESK_DB", "", " ", "--db: empty database path"},
+		{"RECOVERYDESK_DB", "", ":memory:", "--db: give SQLite a plain file path"},
+		{"RECOVERYDESK_DB", "", "file:x.db?mode=rwc", "--db: give SQLite a plain file path"},
 	}
 	for _, c := range bad {
 		t.Run(c.env+"="+c.value+c.flag, func(t *testing.T) {

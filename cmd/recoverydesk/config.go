@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/recoverydesk/recoverydesk/recovery/sqlstore"
 )
 
 // Config is the whole configuration of one process, read once at start from defaults, then the
@@ -67,7 +69,7 @@ var settings = []setting{
 	{env: "RECOVERYDESK_BASE_URL", def: "", shown: "http://<listen address>", usage: "public URL used in links",
 		field: func(c *Config) *string { return &c.BaseURL }, check: checkBaseURL},
 	{env: "RECOVERYDESK_DB", def: "recoverydesk.db", usage: "SQLite file path, or a postgres:// DSN",
-		field: func(c *Config) *string { return &c.DB }, check: checkNonEmpty},
+		field: func(c *Config) *string { return &c.DB }, check: checkDB},
 	{env: "RECOVERYDESK_KEYS", shown: "key file recoverydesk.key beside the database",
 		usage:  "comma list of id:base64(32 bytes); the first seals, all open (rotation)",
 		secret: true, field: func(c *Config) *string { return &c.Keys }},
@@ -189,9 +191,10 @@ func (c *Config) laterSettingsInUse() []string {
 	return out
 }
 
-func checkNonEmpty(_ *Config, v string) error {
-	if v == "" {
-		return errors.New("must not be empty")
+// checkDB refuses, before any key file is made beside it, a database Open would refuse.
+func checkDB(_ *Config, v string) error {
+	if err := sqlstore.CheckDSN(v); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "sqlstore: "))
 	}
 	return nil
 }

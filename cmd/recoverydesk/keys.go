@@ -34,7 +34,7 @@ const (
 )
 
 // keyFileDir is the directory of the SQLite database file named by dsn.
-func keyFileDir(dsn string) string { return filepath.Dir(sqlitePath(dsn)) }
+func keyFileDir(dsn string) string { return filepath.Dir(dsn) }
 
 // loadKeyring returns the master keyring: RECOVERYDESK_KEYS when set, else (SQLite only) the key
 // file beside the database, created on first use, that is when the database does not exist yet
@@ -237,7 +237,7 @@ func absPath(path string) string {
 // non-empty database file or write-ahead log. A file it cannot inspect counts as existing. It
 // returns the absolute path for messages.
 func existingDatabase(dsn string) (string, bool) {
-	path := sqlitePath(dsn)
+	path := dsn
 	for _, p := range []string{path, path + "-wal"} {
 		st, err := os.Stat(p)
 		if (err == nil && st.Size() > 0) || (err != nil && !errors.Is(err, fs.ErrNotExist)) {

@@ -255,7 +255,8 @@ func (a *app) parseAll(fs *flag.FlagSet, cmd string, args []string) ([]string, e
 // wantArgs checks the number of positional arguments of a command.
 func wantArgs(cmd string, pos []string, names ...string) error {
 	if len(pos) > len(names) {
-		return usagef(cmd, "%s: unexpected argument %q", cmd, pos[len(names)])
+		// Not quoted: a value that lost its flag (a key, say) must not be printed back.
+		return usagef(cmd, "%s: unexpected argument #%d (it takes %d)", cmd, len(names)+1, len(names))
 	}
 	if len(pos) < len(names) {
 		return usagef(cmd, "%s: missing %s", cmd, names[len(pos)])

@@ -36,11 +36,10 @@ var readOpen = openOpts{migrate: false, keys: keyOptional, mustExist: true}
 
 // opened is a configured service over an open store. Close the store when done.
 type opened struct {
-	cfg      *Config
-	postgres bool
-	store    *sqlstore.Store
-	svc      *recovery.Service
-	keys     *recovery.Keyring
+	cfg   *Config
+	store *sqlstore.Store
+	svc   *recovery.Service
+	keys  *recovery.Keyring
 }
 
 // open loads the configuration and the master key, opens the store and builds the service.
@@ -83,7 +82,7 @@ func (a *app) open(ctx context.Context, cfg *Config, o openOpts) (*opened, error
 			return nil, missingKeyError(cfg, err)
 		}
 	}
-	return &opened{cfg: cfg, postgres: pg, store: store, svc: svc, keys: keys}, nil
+	return &opened{cfg: cfg, store: store, svc: svc, keys: keys}, nil
 }
 
 // requireDatabase refuses a SQLite database file that does not exist, so that a command which
@@ -93,7 +92,7 @@ func requireDatabase(cfg *Config) error {
 	if sqlstore.IsPostgres(cfg.DB) {
 		return nil
 	}
-	path := sqlitePath(cfg.DB)
+	path := cfg.DB // a plain file path: checkDB refused URIs
 	_, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -135,15 +134,6 @@ type lineError struct {
 
 func (e *lineError) Error() string { return e.msg }
 func (e *lineError) Unwrap() error { return e.err }
-
-// sqlitePath is the file a SQLite DSN names.
-func sqlitePath(dsn string) string {
-	p := strings.TrimPrefix(dsn, "file:")
-	if i := strings.IndexByte(p, '?'); i >= 0 {
-		p = p[:i]
-	}
-	return p
-}
 
 // withService opens the service, runs fn and closes the store, reporting a close error too.
 func (a *app) withService(ctx context.Context, cfg *Config, o openOpts, fn func(o *opened) error) error {

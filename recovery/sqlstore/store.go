@@ -76,18 +76,28 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := CheckDSN(dsn); err != nil {
+		return nil, err
+	}
 	if IsPostgres(dsn) {
 		return openPostgres(ctx, dsn, opts.Migrate, log)
 	}
+	return openSQLite(ctx, dsn, opts.Migrate, log)
+}
+
+// CheckDSN refuses what Open cannot use: an empty DSN, and for SQLite anything but a plain
+// file path. The writer and the readers are separate connections: an in-memory database would
+// be a different one on each, and a URI would bypass the DSN built here.
+func CheckDSN(dsn string) error {
 	switch {
 	case dsn == "":
-		return nil, errors.New("sqlstore: empty database path")
+		return errors.New("sqlstore: empty database path")
+	case IsPostgres(dsn):
+		return nil
 	case dsn == ":memory:" || strings.HasPrefix(dsn, "file:"):
-		// The writer and the readers are separate connections: an in-memory database would
-		// be a different one on each, and a URI would bypass the DSN built here.
-		return nil, errors.New("sqlstore: give SQLite a plain file path (not :memory: or a file: URI)")
+		return errors.New("sqlstore: give SQLite a plain file path (not :memory: or a file: URI)")
 	}
-	return openSQLite(ctx, dsn, opts.Migrate, log)
+	return nil
 }
 
 // gormConfig is shared by every gorm handle: no implicit transactions (each Update/View is
