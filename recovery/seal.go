@@ -129,8 +129,10 @@ func (k *Keyring) Open(sealed, accountID, purpose string) ([]byte, error) {
 		if key.id != id {
 			continue
 		}
-		raw, err := base64.RawStdEncoding.DecodeString(b64)
-		if err != nil || len(raw) < key.aead.NonceSize()+key.aead.Overhead() {
+		// Strict, and no line breaks (which the decoder would skip): one sealed value has one
+		// spelling.
+		raw, err := base64.RawStdEncoding.Strict().DecodeString(b64)
+		if err != nil || strings.ContainsAny(b64, "\r\n") || len(raw) < key.aead.NonceSize()+key.aead.Overhead() {
 			return nil, ErrUnseal
 		}
 		n := key.aead.NonceSize()

@@ -225,7 +225,7 @@ func TestThrottlingTimeline(t *testing.T) {
 	})
 }
 
-func TestSuccessResetsCounterAndFailuresShareIt(t *testing.T) {
+func TestOneCounterForEveryTOTPCheck(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, st *sqlstore.Store, _ string) {
 		ctx := context.Background()
 		c := newClock()
@@ -243,6 +243,9 @@ func TestSuccessResetsCounterAndFailuresShareIt(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if f := factorOf(t, st, "shared"); f.Failures != 3 {
+			t.Fatalf("failed confirmations counted as %d, want 3", f.Failures)
+		}
 		if _, err := s.ConfirmEnrollment(ctx, api, "shared", code(t, en.Secret, recovery.Step(c.Now()))); err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +254,12 @@ func TestSuccessResetsCounterAndFailuresShareIt(t *testing.T) {
 		}
 		c.Add(time.Minute)
 		for range 4 {
-			s.Verify(ctx, api, "shared", wrongCode(t, en.Secret, c.Now()))
+			if _, err := s.Verify(ctx, api, "shared", wrongCode(t, en.Secret, c.Now())); !errors.Is(err, recovery.ErrInvalidCode) {
+				t.Fatal(err)
+			}
+		}
+		if f := factorOf(t, st, "shared"); f.Failures != 4 {
+			t.Fatalf("4 failed logins counted as %d", f.Failures)
 		}
 		if _, err := s.Verify(ctx, api, "shared", code(t, en.Secret, recovery.Step(c.Now()))); err != nil {
 			t.Fatal(err)
@@ -263,6 +271,17 @@ func TestSuccessResetsCounterAndFailuresShareIt(t *testing.T) {
 		}
 		if f := factorOf(t, st, "shared"); f.Failures != 4 || !f.BlockedUntil.IsZero() {
 			t.Fatalf("%+v", f)
+		}
+		// Every way of presenting a TOTP code adds to the one counter: after 4 failed logins a
+		// failed regeneration is the 5th failure and starts the backoff for logins too.
+		if _, err := s.RegenerateRecoveryCodes(ctx, api, "shared", wrongCode(t, en.Secret, c.Now())); !errors.Is(err, recovery.ErrInvalidCode) {
+			t.Fatal(err)
+		}
+		if _, err := s.Verify(ctx, api, "shared", code(t, en.Secret, recovery.Step(c.Now())+1)); !errors.Is(err, recovery.ErrTooManyAttempts) {
+			t.Fatalf("a login after the 5th failure (a regeneration's): %v, want 429", err)
+		}
+		if err := s.Disable(ctx, api, "shared", code(t, en.Secret, recovery.Step(c.Now())+1)); !errors.Is(err, recovery.ErrTooManyAttempts) {
+			t.Fatalf("turning 2FA off during the login backoff: %v, want 429", err)
 		}
 	})
 }
@@ -666,7 +685,7 @@ func TestCheckKeys(t *testing.T) {
 		if err := s.CheckKeys(ctx); err != nil {
 			t.Fatalf("empty store: %v", err)
 		}
-		enrolled(t, s, c, "keyed")
+		secret, _ := enrolled(t, s, c, "keyed")
 		if _, _, err := s.UpsertAccount(ctx, api, "keyed", recovery.AccountInput{Facts: map[string]any{"a": "b"}}); err != nil {
 			t.Fatal(err)
 		}
@@ -678,10 +697,18 @@ func TestCheckKeys(t *testing.T) {
 		if !errors.Is(err, recovery.ErrMissingKey) || !strings.Contains(err.Error(), "k1") {
 			t.Fatalf("keyring without k1: %v", err)
 		}
-		both, _ := recovery.ParseKeys(recovery.FormatKey("k2", make([]byte, 32)) + "," + recovery.FormatKey("k1", make([]byte, 32)))
+		k1 := make([]byte, 32)
+		for i := range k1 {
+			k1[i] = 1 + byte(i) // testKeyring(t, "k1", 1)
+		}
+		both, _ := recovery.ParseKeys(recovery.FormatKey("k2", make([]byte, 32)) + "," + recovery.FormatKey("k1", k1))
 		withBoth, _ := recovery.New(st, recovery.Options{Now: c.Now, Keys: both})
 		if err := withBoth.CheckKeys(ctx); err != nil {
 			t.Fatalf("ring holding k1 second: %v", err)
+		}
+		c.Add(time.Minute)
+		if _, err := withBoth.Verify(ctx, api, "keyed", wrongCode(t, secret, c.Now())); !errors.Is(err, recovery.ErrInvalidCode) {
+			t.Fatalf("the k1 data does not open under the ring holding k1 second: %v", err)
 		}
 	})
 }
