@@ -114,10 +114,12 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 	go func() { served <- srv.Serve(ln) }()
 	a.log.Info("listening", "addr", addr, "base_url", baseURL, "db", redactDSN(cfg.DB),
 		"dialect", o.store.Dialect(), "schema_version", version, "sealing_key", o.keys.SealingKeyID())
-	fmt.Fprintf(a.stdout, "RecoveryDesk listening on http://%s\n", addr)
-	if baseURL != "http://"+addr {
-		fmt.Fprintf(a.stdout, "Public URL (used in links): %s\n", baseURL)
+	// One write, so that whoever waits for the "listening" line has the public URL too.
+	banner := fmt.Sprintf("Public URL (used in links): %s\n", baseURL)
+	if baseURL == "http://"+addr {
+		banner = ""
 	}
+	fmt.Fprintf(a.stdout, "%sRecoveryDesk listening on http://%s\n", banner, addr)
 
 	select {
 	case err := <-served:
