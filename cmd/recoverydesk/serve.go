@@ -52,17 +52,9 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	o, err := a.open(ctx, cfg, openOpts{migrate: true, keys: keyCreate, auditKey: true})
-	if err != nil {
-		return err
-	}
-	err = a.listenAndServe(ctx, o)
-	if cerr := o.store.Close(); cerr != nil {
-		a.log.Error("closing the database", "err", cerr)
-		if err == nil {
-			err = fmt.Errorf("close database: %w", cerr)
-		}
-	}
+	err = a.withService(ctx, cfg, openOpts{migrate: true, keys: keyCreate, auditKey: true}, func(o *opened) error {
+		return a.listenAndServe(ctx, o)
+	})
 	if err == nil {
 		a.log.Info("shut down")
 	}
