@@ -490,14 +490,13 @@ func (l *loader) verifyLoop(ctx context.Context, stop <-chan struct{}, deadline 
 			}
 		}
 		now := time.Now()
-		credit := w.credit + wrongShare
-		if credit >= 1-1e-9 && a.fails == 0 {
-			w.credit = credit - 1
+		m, st := nextMove(now, a, &w.credit, wrongShare)
+		switch m {
+		case moveWrong:
 			l.sendWrong(ctx, w, a, now)
-		} else if st, ok := chooseStep(now, a.last, a.code); ok {
-			w.credit = min(credit, creditCap)
+		case moveValid:
 			l.sendValid(ctx, w, a, st)
-		} else {
+		case movePark:
 			p.park(a, availableFrom(a.last, recovery.Step(now)))
 			continue
 		}

@@ -131,12 +131,15 @@ func TestScheduleAgainstServerModel(t *testing.T) {
 		return 0, false
 	}
 	valid, wrong, parked := 0, 0, 0
-	for i := range 20000 {
+	credit := 0.0
+	for range 20000 {
 		now = now.Add(time.Duration(r.Int64N(int64(300 * time.Millisecond))))
 		serverTime := now.Add(time.Duration(r.Int64N(int64(2500 * time.Millisecond))))
 		k := r.IntN(len(accounts))
 		a, s := accounts[k], servers[k]
-		if i%5 == 0 && a.fails == 0 {
+		m, st := nextMove(now, a, &credit, 0.45) // a high wrong share presses on the guard
+		switch m {
+		case moveWrong:
 			c := wrongCode(recovery.Step(now), a.code, mrand.IntN)
 			if _, ok := accepts(a.secret, c, serverTime, s.last); ok {
 				t.Fatalf("wrong code accepted")
@@ -144,7 +147,7 @@ func TestScheduleAgainstServerModel(t *testing.T) {
 			a.fails++
 			s.fails++
 			wrong++
-		} else if st, ok := chooseStep(now, a.last, a.code); ok {
+		case moveValid:
 			if st <= a.last {
 				t.Fatalf("step %d not after last %d", st, a.last)
 			}
@@ -156,7 +159,7 @@ func TestScheduleAgainstServerModel(t *testing.T) {
 			}
 			s.last, s.fails, a.fails = st, 0, 0
 			valid++
-		} else {
+		default:
 			parked++
 			continue
 		}

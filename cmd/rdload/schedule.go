@@ -121,3 +121,28 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
 	return sorted[min(max(rank, 1), len(sorted))-1]
 }
+
+// move is what the verify loop does next with an account.
+type move int
+
+const (
+	moveWrong move = iota // send a wrong code
+	moveValid             // send the valid code of the returned step
+	movePark              // no usable step yet: park the account until there is one
+)
+
+// nextMove decides the next request for account a at now. A worker earns wrongShare of a wrong
+// code per request in *credit and spends it only on an account whose last request succeeded,
+// so no account ever has two failures in a row (the server's backoff starts at the 5th).
+func nextMove(now time.Time, a *account, credit *float64, wrongShare float64) (move, int64) {
+	c := *credit + wrongShare
+	if c >= 1-1e-9 && a.fails == 0 {
+		*credit = c - 1
+		return moveWrong, 0
+	}
+	if st, ok := chooseStep(now, a.last, a.code); ok {
+		*credit = min(c, creditCap)
+		return moveValid, st
+	}
+	return movePark, 0
+}
