@@ -75,7 +75,7 @@ func TestAuditTamperIsFound(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Each(t, func(t *testing.T, st *sqlstore.Store, dsn string) {
 				s := auditFixture(t, st)
-				dropAuditGuards(t, st, dsn)
+				storetest.DropAuditGuards(t, dsn)
 				for _, q := range tc.sql {
 					storetest.Exec(t, dsn, q)
 				}
@@ -100,7 +100,7 @@ func TestAuditTruncationNeedsCheckpoint(t *testing.T) {
 		if err := cp.Check(rep, func(seq int64) (string, error) { return s.AuditHash(ctx, seq) }); err != nil {
 			t.Fatalf("intact chain against its checkpoint: %v", err)
 		}
-		dropAuditGuards(t, st, dsn)
+		storetest.DropAuditGuards(t, dsn)
 		storetest.Exec(t, dsn, "DELETE FROM audit_events WHERE seq > 7")
 		rep, _ = s.VerifyAudit(ctx, nil)
 		if !rep.OK() || rep.Count != 7 {
@@ -110,18 +110,6 @@ func TestAuditTruncationNeedsCheckpoint(t *testing.T) {
 			t.Fatal("checkpoint did not catch the truncation")
 		}
 	})
-}
-
-// dropAuditGuards removes the append-only triggers, as an attacker with database access would.
-func dropAuditGuards(t *testing.T, st *sqlstore.Store, dsn string) {
-	t.Helper()
-	guards := map[string][]string{
-		"sqlite":   {"DROP TRIGGER audit_events_no_update", "DROP TRIGGER audit_events_no_delete"},
-		"postgres": {"DROP TRIGGER audit_events_no_update ON audit_events", "DROP TRIGGER audit_events_no_delete ON audit_events"},
-	}[st.Dialect()]
-	for _, q := range guards {
-		storetest.Exec(t, dsn, q)
-	}
 }
 
 func TestAuditEventsCarryNoSecrets(t *testing.T) {

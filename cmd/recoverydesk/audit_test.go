@@ -40,8 +40,7 @@ var dialects = []struct {
 		dsn := env["RECOVERYDESK_DB"]
 		return auditDB{env: env, dsn: dsn, tamper: func(t *testing.T, qs ...string) {
 			t.Helper()
-			storetest.Exec(t, dsn, "DROP TRIGGER IF EXISTS audit_events_no_update")
-			storetest.Exec(t, dsn, "DROP TRIGGER IF EXISTS audit_events_no_delete")
+			storetest.DropAuditGuards(t, dsn)
 			for _, q := range qs {
 				storetest.Exec(t, dsn, q)
 			}
@@ -58,9 +57,7 @@ var dialects = []struct {
 		}
 		return auditDB{env: env, dsn: dsn, tamper: func(t *testing.T, qs ...string) {
 			t.Helper()
-			for _, tr := range []string{"audit_events_no_update", "audit_events_no_delete", "audit_events_no_truncate"} {
-				storetest.Exec(t, dsn, "DROP TRIGGER IF EXISTS "+tr+" ON audit_events")
-			}
+			storetest.DropAuditGuards(t, dsn)
 			for _, q := range qs {
 				storetest.Exec(t, dsn, q)
 			}

@@ -124,3 +124,20 @@ func exec(dsn, query string, args ...any) error {
 	_, err = db.ExecContext(ctx, query, args...)
 	return err
 }
+
+// DropAuditGuards removes the audit table's append-only triggers, as an attacker with database
+// access would, so that a test can then tamper with the chain.
+func DropAuditGuards(t testing.TB, dsn string) {
+	t.Helper()
+	triggers := []string{"audit_events_no_update", "audit_events_no_delete"}
+	if sqlstore.IsPostgres(dsn) {
+		triggers = append(triggers, "audit_events_no_truncate")
+	}
+	for _, tr := range triggers {
+		q := "DROP TRIGGER IF EXISTS " + tr
+		if sqlstore.IsPostgres(dsn) {
+			q += " ON audit_events"
+		}
+		Exec(t, dsn, q)
+	}
+}
