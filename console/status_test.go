@@ -21,7 +21,7 @@ func TestUnauthorized(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.RevokeAPIKey(context.Background(), recovery.Actor{Type: recovery.ActorSystem}, k.ID); err != nil {
+	if _, err := e.svc.RevokeAPIKey(context.Background(), recovery.Actor{Type: recovery.ActorSystem}, k.ID); err != nil {
 		t.Fatal(err)
 	}
 	routes := []struct{ method, path string }{

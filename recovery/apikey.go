@@ -68,24 +68,32 @@ func (s *Service) APIKeys(ctx context.Context) ([]APIKey, error) {
 	return ks, err
 }
 
-// RevokeAPIKey ends a stored key by id.
-func (s *Service) RevokeAPIKey(ctx context.Context, actor Actor, id string) error {
+// ErrAlreadyRevoked is returned (wrapping ErrConflict) for a key revoked before.
+var ErrAlreadyRevoked = fmt.Errorf("%w: the API key was already revoked", ErrConflict)
+
+// RevokeAPIKey ends a stored key by id and returns it. A key revoked before is left as it was
+// and returned with ErrAlreadyRevoked.
+func (s *Service) RevokeAPIKey(ctx context.Context, actor Actor, id string) (APIKey, error) {
 	now := s.now()
-	return s.update(ctx, func(tx Tx) (error, error) {
+	var out APIKey
+	err := s.update(ctx, func(tx Tx) (error, error) {
 		k, err := tx.APIKey(id)
 		if err != nil {
 			return nil, err
 		}
+		out = k
 		if !k.RevokedAt.IsZero() {
-			return nil, nil
+			return ErrAlreadyRevoked, nil
 		}
 		k.RevokedAt = now
 		if err := tx.PutAPIKey(k); err != nil {
 			return nil, err
 		}
 		s.keyCache.forget()
+		out = k
 		return nil, newAuditLog(tx, now, actor).add("apikey.revoked", "api_key", id, map[string]any{"name": k.Name})
 	})
+	return out, err
 }
 
 // AuthenticateAPIKey returns the name of the key presented, or ErrUnauthorized.

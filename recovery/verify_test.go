@@ -660,8 +660,11 @@ func TestAPIKeyRevocation(t *testing.T) {
 			t.Errorf("%q accepted: %v", bad, err)
 		}
 	}
-	if err := other.RevokeAPIKey(ctx, api, k.ID); err != nil {
-		t.Fatal(err)
+	if revoked, err := other.RevokeAPIKey(ctx, api, k.ID); err != nil || !revoked.RevokedAt.Equal(c.Now()) {
+		t.Fatalf("revoke: %+v %v", revoked, err)
+	}
+	if again, err := other.RevokeAPIKey(ctx, api, k.ID); !errors.Is(err, recovery.ErrAlreadyRevoked) || !again.RevokedAt.Equal(c.Now()) {
+		t.Fatalf("second revoke: %+v %v, want ErrAlreadyRevoked with the first revocation's time", again, err)
 	}
 	if _, err := other.AuthenticateAPIKey(ctx, key); !errors.Is(err, recovery.ErrUnauthorized) {
 		t.Fatalf("the revoking service still accepts the key: %v", err)

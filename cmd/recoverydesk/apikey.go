@@ -153,17 +153,11 @@ recorded in the audit chain. The database must exist already.`)
 		return err
 	}
 	return a.withService(ctx, cfg, readOpen, func(o *opened) error {
-		keys, err := o.svc.APIKeys(ctx)
-		if err != nil {
-			return fmt.Errorf("apikey revoke: %w", err)
+		k, err := o.svc.RevokeAPIKey(ctx, cliActor, id)
+		if errors.Is(err, recovery.ErrAlreadyRevoked) {
+			fmt.Fprintf(a.stdout, "API key %s (%q) was already revoked at %s.\n", id, k.Name, listTime(k.RevokedAt))
+			return nil
 		}
-		for _, k := range keys {
-			if k.ID == id && !k.RevokedAt.IsZero() {
-				fmt.Fprintf(a.stdout, "API key %s (%q) was already revoked at %s.\n", id, k.Name, listTime(k.RevokedAt))
-				return nil
-			}
-		}
-		err = o.svc.RevokeAPIKey(ctx, cliActor, id)
 		if errors.Is(err, recovery.ErrNotFound) {
 			return fmt.Errorf("apikey revoke: no API key with id %s", id)
 		}
