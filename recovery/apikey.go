@@ -21,6 +21,46 @@ const apiKeyPrefix = "rdk_"
 
 var apiKeyNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// ParseStaticAPIKeys reads RECOVERYDESK_API_KEYS: a comma list of name=key. Errors name an entry
+// by its position only, never by its name or key: an entry written the wrong way round
+// (key=name) puts the key where the name belongs.
+func ParseStaticAPIKeys(s string) (map[string]string, error) {
+	if s == "" {
+		return nil, nil
+	}
+	out := map[string]string{}
+	seen := map[string]int{} // name → entry number
+	for i, part := range strings.Split(s, ",") {
+		name, key, ok := strings.Cut(strings.TrimSpace(part), "=")
+		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
+		if !ok || name == "" || key == "" {
+			return nil, fmt.Errorf("entry %d is not name=key", i+1)
+		}
+		if err := checkStaticKey(name, key); err != nil {
+			return nil, fmt.Errorf("entry %d: %w", i+1, err)
+		}
+		if j, dup := seen[name]; dup {
+			return nil, fmt.Errorf("entry %d has the same name as entry %d", i+1, j)
+		}
+		seen[name] = i + 1
+		out[name] = key
+	}
+	return out, nil
+}
+
+// checkStaticKey is the rule for a configured key; its message quotes neither name nor key.
+func checkStaticKey(name, key string) error {
+	switch {
+	case !apiKeyNamePattern.MatchString(name):
+		return errors.New("name must be 1-64 letters, digits or . _ -")
+	case len(key) < 32:
+		return fmt.Errorf("key is %d characters, at least 32 are needed (the form is name=key)", len(key))
+	case strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return errors.New("key contains spaces or control characters")
+	}
+	return nil
+}
+
 type staticKey struct {
 	name string
 	sum  [32]byte

@@ -43,8 +43,8 @@ func New(store Store, opts Options) (*Service, error) {
 		s.issuer = "RecoveryDesk"
 	}
 	for name, key := range opts.StaticAPIKeys {
-		if len(key) < 32 {
-			return nil, fmt.Errorf("recovery: API key %q from configuration is shorter than 32 characters", name)
+		if err := checkStaticKey(name, key); err != nil {
+			return nil, fmt.Errorf("recovery: a configured API key: %w", err)
 		}
 		s.staticKeys = append(s.staticKeys, newStaticKey(name, key))
 	}

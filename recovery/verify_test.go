@@ -759,3 +759,20 @@ func TestPerIPLimiterSlidesAcrossMinutes(t *testing.T) {
 		t.Fatalf("after the block: %v", err)
 	}
 }
+
+func TestParseStaticAPIKeys(t *testing.T) {
+	key := strings.Repeat("k", 40)
+	got, err := recovery.ParseStaticAPIKeys(" host = " + key + " ,ci=" + key + "2")
+	if err != nil || got["host"] != key || got["ci"] != key+"2" || len(got) != 2 {
+		t.Fatalf("%v %v", got, err)
+	}
+	for _, bad := range []string{"host", "host=", "=" + key, "host=short", "bad name=" + key,
+		"host=" + key + ",host=" + key + "x", key + "=host", "host=" + key[:35] + " " + key[:5]} {
+		_, err := recovery.ParseStaticAPIKeys(bad)
+		if err == nil {
+			t.Errorf("%q accepted", bad)
+		} else if strings.Contains(err.Error(), key[:32]) || strings.Contains(err.Error(), "host") {
+			t.Errorf("%q: error %q quotes a name or key", bad, err)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/recoverydesk/recoverydesk/recovery"
 	"github.com/recoverydesk/recoverydesk/recovery/sqlstore"
 )
 
@@ -238,38 +239,11 @@ func checkIssuer(_ *Config, v string) error {
 	return nil
 }
 
-var staticKeyNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// checkAPIKeys parses name=key entries into c.StaticAPIKeys. Messages name an entry by its
-// position only, never by its name or key: an entry written the wrong way round (key=name) puts
-// the key where the name belongs.
+// checkAPIKeys parses name=key entries into c.StaticAPIKeys with the domain's rule.
 func checkAPIKeys(c *Config, v string) error {
-	c.StaticAPIKeys = nil
-	if v == "" {
-		return nil
-	}
-	c.StaticAPIKeys = map[string]string{}
-	seen := map[string]int{} // name → entry number
-	for i, part := range strings.Split(v, ",") {
-		name, key, ok := strings.Cut(strings.TrimSpace(part), "=")
-		name, key = strings.TrimSpace(name), strings.TrimSpace(key)
-		switch {
-		case !ok || name == "" || key == "":
-			return fmt.Errorf("entry %d is not name=key", i+1)
-		case !staticKeyNamePattern.MatchString(name):
-			return fmt.Errorf("entry %d: name must be 1-64 letters, digits or . _ -", i+1)
-		case len(key) < 32:
-			return fmt.Errorf("entry %d: key is %d characters, at least 32 are needed (the form is name=key)", i+1, len(key))
-		case strings.ContainsFunc(key, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-			return fmt.Errorf("entry %d: key contains spaces or control characters", i+1)
-		}
-		if j, dup := seen[name]; dup {
-			return fmt.Errorf("entry %d has the same name as entry %d", i+1, j)
-		}
-		seen[name] = i + 1
-		c.StaticAPIKeys[name] = key
-	}
-	return nil
+	keys, err := recovery.ParseStaticAPIKeys(v)
+	c.StaticAPIKeys = keys
+	return err
 }
 
 // checkTrustedProxies parses the CIDR list into c.TrustedProxyCIDRs. A bare address counts as a
