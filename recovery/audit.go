@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -284,6 +285,38 @@ func (v *ChainVerifier) Report() ChainReport { return v.r }
 type Checkpoint struct {
 	Count int64
 	Head  string
+}
+
+// checkpointOrigin is the first line of a checkpoint's text.
+const checkpointOrigin = "recoverydesk audit"
+
+// MarshalText writes the checkpoint's text, the body that gets signed (design.md):
+//
+//	recoverydesk audit
+//	<event count>
+//	<head hash, lowercase hex>
+func (c Checkpoint) MarshalText() ([]byte, error) {
+	return fmt.Appendf(nil, "%s\n%d\n%s\n", checkpointOrigin, c.Count, c.Head), nil
+}
+
+// UnmarshalText reads a checkpoint's text, refusing anything but the exact form MarshalText
+// writes (a head that is not 64 lowercase hex digits, or not the zero hash exactly when the
+// count is 0).
+func (c *Checkpoint) UnmarshalText(text []byte) error {
+	lines := strings.Split(strings.TrimSuffix(string(text), "\n"), "\n")
+	if len(lines) != 3 || lines[0] != checkpointOrigin {
+		return fmt.Errorf("signed note is not a %q checkpoint", checkpointOrigin)
+	}
+	count, err := strconv.ParseInt(lines[1], 10, 64)
+	if err != nil || count < 0 || strconv.FormatInt(count, 10) != lines[1] {
+		return fmt.Errorf("checkpoint count %q is not a number", lines[1])
+	}
+	head := lines[2]
+	if _, err := hex.DecodeString(head); err != nil || len(head) != 64 || strings.ToLower(head) != head || (count == 0) != (head == ZeroHash) {
+		return fmt.Errorf("checkpoint head %q is not a hash matching its count", head)
+	}
+	*c = Checkpoint{Count: count, Head: head}
+	return nil
 }
 
 // Check compares the chain as verified against a checkpoint taken earlier: the chain must be at

@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
-	"strconv"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -23,10 +21,9 @@ import (
 // signed with Ed25519 by the audit key under the key name below. Kept off the machine with the
 // verifier key, it lets `audit verify --checkpoint` tell a truncated or rewritten tail from a
 // chain that merely grew.
-const (
-	checkpointOrigin = "recoverydesk audit"
-	auditKeyName     = "recoverydesk-audit"
-)
+// The text is recovery.Checkpoint's MarshalText; only the signing lives here (x/mod stays out of
+// the domain).
+const auditKeyName = "recoverydesk-audit"
 
 // auditSigner returns the note signer for the audit key and its verifier key (public), in the
 // "<name>+<hash>+<base64(0x01 ‖ key)>" form of note.NewVerifier.
@@ -59,11 +56,12 @@ func signCheckpoint(priv ed25519.PrivateKey, cp recovery.Checkpoint) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	text := fmt.Sprintf("%s\n%d\n%s\n", checkpointOrigin, cp.Count, cp.Head)
-	return note.Sign(&note.Note{Text: text}, signer)
+	text, err := cp.MarshalText()
+	if err != nil {
+		return nil, err
+	}
+	return note.Sign(&note.Note{Text: string(text)}, signer)
 }
-
-var headPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // openCheckpoint checks the signature of a checkpoint with the verifier key vkey and parses it.
 // Errors say why it is refused: another key, a bad signature, or not a checkpoint at all.
@@ -89,16 +87,9 @@ func openCheckpoint(data []byte, vkey string) (recovery.Checkpoint, error) {
 	case err != nil:
 		return recovery.Checkpoint{}, fmt.Errorf("not a signed checkpoint: %v", err)
 	}
-	lines := strings.Split(strings.TrimSuffix(n.Text, "\n"), "\n")
-	if len(lines) != 3 || lines[0] != checkpointOrigin {
-		return recovery.Checkpoint{}, fmt.Errorf("signed note is not a %q checkpoint", checkpointOrigin)
+	var cp recovery.Checkpoint
+	if err := cp.UnmarshalText([]byte(n.Text)); err != nil {
+		return recovery.Checkpoint{}, err
 	}
-	count, err := strconv.ParseInt(lines[1], 10, 64)
-	if err != nil || count < 0 || strconv.FormatInt(count, 10) != lines[1] {
-		return recovery.Checkpoint{}, fmt.Errorf("checkpoint count %q is not a number", lines[1])
-	}
-	if !headPattern.MatchString(lines[2]) || (count == 0) != (lines[2] == recovery.ZeroHash) {
-		return recovery.Checkpoint{}, fmt.Errorf("checkpoint head %q is not a hash matching its count", lines[2])
-	}
-	return recovery.Checkpoint{Count: count, Head: lines[2]}, nil
+	return cp, nil
 }

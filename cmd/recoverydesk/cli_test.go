@@ -82,8 +82,9 @@ func TestBadCommandLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"bogus"}, `unknown command "bogus"`},
-		{[]string{"--bogus"}, "flag provided but not defined: -bogus"},
-		{[]string{"serve", "--bogus"}, "serve: flag provided but not defined: -bogus (see 'recoverydesk serve --help')"},
+		{[]string{"--bogus"}, "unknown flag -bogus"},
+		{[]string{"serve", "--bogus"}, "serve: unknown flag -bogus (see 'recoverydesk serve --help')"},
+		{[]string{"apikey", "revoke", "-0AhJUA7OxwtZL_Maw2yG-mEsIAAMM2e7RgtgPoX"}, "apikey revoke: an argument starting with '-' is not a known flag"},
 		{[]string{"serve", "extra"}, `unexpected argument #1 (it takes 0)`},
 		{[]string{"--db"}, "flag needs an argument: -db"},
 		{[]string{"migrate", "--reseal=maybe"}, "invalid boolean value"},

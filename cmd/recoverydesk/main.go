@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -204,9 +205,35 @@ func (a *app) parse(fs *flag.FlagSet, cmd string, args []string) error {
 		if cmd != "" {
 			prefix = cmd + ": "
 		}
-		return usagef(cmd, "%s%v", prefix, err)
+		return usagef(cmd, "%s%s", prefix, flagError(err))
 	}
 	return nil
+}
+
+// flagNamePattern is what a real flag name looks like; anything else is not quoted back.
+var flagNamePattern = regexp.MustCompile(`^-{1,2}[a-z][a-z0-9-]{0,30}$`)
+
+// flagError rewrites the flag package's errors so that they never quote what the user typed
+// unless it looks like a flag name: "-<secret>" (a key whose base64 starts with '-', say) would
+// otherwise be printed as an undefined flag, and a bad value is quoted by the flag package.
+func flagError(err error) string {
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "flag provided but not defined: "); ok {
+		if flagNamePattern.MatchString(name) {
+			return "unknown flag " + name
+		}
+		return "an argument starting with '-' is not a known flag"
+	}
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if _, after, found := strings.Cut(rest, " for flag "); found {
+			name, _, _ := strings.Cut(after, ":")
+			return "invalid value for flag " + name
+		}
+	}
+	if strings.HasPrefix(msg, "bad flag syntax: ") {
+		return "bad flag syntax"
+	}
+	return msg
 }
 
 // commandUsage writes a command's help: synopsis, explanation and its own flags. Configuration
