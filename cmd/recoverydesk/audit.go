@@ -218,13 +218,9 @@ func (a *app) auditExport(ctx context.Context, args []string) error {
 			fmt.Fprintf(msg, "Exported %s to %s (head %s).\n", events(report.Count), *out, report.Head)
 		}
 		cp := recovery.Checkpoint{Count: report.Count, Head: report.Head}
-		signed, err := signCheckpoint(signWith, cp)
+		signed, vkey, err := signCheckpoint(signWith, cp)
 		if err != nil {
 			return fmt.Errorf("audit export: sign checkpoint: %w", err)
-		}
-		vkey, err := auditVerifierKey(signWith)
-		if err != nil {
-			return err
 		}
 		file := *cpFile
 		if file == "" {

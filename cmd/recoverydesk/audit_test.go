@@ -324,7 +324,7 @@ func TestAuditCheckpointRefused(t *testing.T) {
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	otherVkey, _ := auditVerifierKey(other)
 	head := verifyOK(t, db.env, auditEvents)
-	forged, err := signCheckpoint(other, recovery.Checkpoint{Count: auditEvents, Head: head})
+	forged, _, err := signCheckpoint(other, recovery.Checkpoint{Count: auditEvents, Head: head})
 	if err != nil {
 		t.Fatal(err)
 	}

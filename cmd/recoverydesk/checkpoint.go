@@ -50,17 +50,18 @@ func auditVerifierKey(priv ed25519.PrivateKey) (string, error) {
 	return vkey, err
 }
 
-// signCheckpoint returns the signed note for cp.
-func signCheckpoint(priv ed25519.PrivateKey, cp recovery.Checkpoint) ([]byte, error) {
-	signer, _, err := auditSigner(priv)
+// signCheckpoint returns the signed note for cp and the verifier key that checks it.
+func signCheckpoint(priv ed25519.PrivateKey, cp recovery.Checkpoint) (signed []byte, vkey string, err error) {
+	signer, vkey, err := auditSigner(priv)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	text, err := cp.MarshalText()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	return note.Sign(&note.Note{Text: string(text)}, signer)
+	signed, err = note.Sign(&note.Note{Text: string(text)}, signer)
+	return signed, vkey, err
 }
 
 // openCheckpoint checks the signature of a checkpoint with the verifier key vkey and parses it.
