@@ -198,6 +198,22 @@ func newAuditLog(tx Tx, now time.Time, actor Actor) *auditLog {
 
 // add appends one event. details must marshal to a JSON object free of secrets.
 func (l *auditLog) add(action, targetType, targetID string, details map[string]any) error {
+	return l.append(entry{Action: action, TargetType: targetType, TargetID: targetID, Details: details})
+}
+
+// entry is an event as the domain describes it; the log adds actor, time and the chain.
+type entry struct {
+	Action     string
+	TargetType string
+	TargetID   string
+	TicketID   string // "" when the event belongs to no ticket
+	Reason     string // the acting person's stated reason, when the action asks for one
+	Details    map[string]any
+}
+
+// append appends one event. Details must marshal to a JSON object free of secrets.
+func (l *auditLog) append(en entry) error {
+	action, targetType, targetID, details := en.Action, en.TargetType, en.TargetID, en.Details
 	if !l.ready {
 		seq, hash, err := l.tx.AuditHead()
 		if err != nil {
@@ -214,7 +230,7 @@ func (l *auditLog) add(action, targetType, targetID string, details map[string]a
 	}
 	e := Event{
 		Seq: l.seq + 1, Time: l.now.UTC(), ActorType: l.actor.Type, ActorID: l.actor.ID,
-		Action: action, TargetType: targetType, TargetID: targetID,
+		Action: action, TargetType: targetType, TargetID: targetID, TicketID: en.TicketID, Reason: en.Reason,
 		Details: d, RequestID: l.actor.RequestID, PrevHash: l.hash,
 	}
 	// d is canonical already: hash it as is rather than re-encoding it.

@@ -40,6 +40,22 @@ func loadFactor(tx Tx, accountID string) (Factor, error) {
 
 // TwoFactorStatus reads an account's 2FA state.
 func (s *Service) TwoFactorStatus(ctx context.Context, accountID string) (Status, error) {
+	if err := CheckAccountID(accountID); err != nil {
+		return Status{}, err
+	}
+	return s.twoFactorStatus(ctx, accountID)
+}
+
+// precheck is run first inside an enrollment or verify transaction by the callers that guard an
+// internal account (an agent's): a refusal or error it returns ends the operation there. nil
+// for host accounts.
+type precheck func(tx Tx) (refusal, err error)
+
+// The unexported variants below skip CheckAccountID, so that the agents' internal accounts
+// ("agent/<id>", a '/' the check refuses) reach the same core: the host-facing methods check the
+// id, and so can never reach those accounts.
+
+func (s *Service) twoFactorStatus(ctx context.Context, accountID string) (Status, error) {
 	now := s.now()
 	var st Status
 	err := s.store.View(ctx, func(tx ReadTx) error {
@@ -82,6 +98,13 @@ type Enrollment struct {
 // BeginEnrollment creates a pending enrollment with a new secret, replacing any earlier pending
 // one. After a reset it needs the re-enrollment token the reset issued.
 func (s *Service) BeginEnrollment(ctx context.Context, actor Actor, accountID, reenrollToken string) (Enrollment, error) {
+	if err := CheckAccountID(accountID); err != nil {
+		return Enrollment{}, err
+	}
+	return s.beginEnrollment(ctx, actor, accountID, reenrollToken, nil)
+}
+
+func (s *Service) beginEnrollment(ctx context.Context, actor Actor, accountID, reenrollToken string, pre precheck) (Enrollment, error) {
 	secret, err := newSecret()
 	if err != nil {
 		return Enrollment{}, err
@@ -90,6 +113,11 @@ func (s *Service) BeginEnrollment(ctx context.Context, actor Actor, accountID, r
 	var en Enrollment
 	var name string
 	err = s.update(ctx, func(tx Tx) (error, error) {
+		if pre != nil {
+			if refusal, err := pre(tx); refusal != nil || err != nil {
+				return refusal, err
+			}
+		}
 		a, err := tx.Account(accountID)
 		if err != nil {
 			return nil, err
@@ -158,17 +186,33 @@ type Confirmed struct {
 // ConfirmEnrollment activates the pending enrollment with a code from the app. The code's time
 // step is consumed, so the same code cannot then log in; failures count on the account's counter.
 func (s *Service) ConfirmEnrollment(ctx context.Context, actor Actor, accountID, code string) (Confirmed, error) {
+	if err := CheckAccountID(accountID); err != nil {
+		return Confirmed{}, err
+	}
+	return s.confirmEnrollment(ctx, actor, accountID, code, true, nil)
+}
+
+// confirmEnrollment is ConfirmEnrollment; withCodes false issues no recovery codes (an agent who
+// loses the device gets a new setup link from an admin instead).
+func (s *Service) confirmEnrollment(ctx context.Context, actor Actor, accountID, code string, withCodes bool, pre precheck) (Confirmed, error) {
 	norm, err := NormalizeTOTPCode(code)
 	if err != nil {
 		return Confirmed{}, err
 	}
-	codes, hashes, err := newRecoveryCodeSet(accountID)
-	if err != nil {
-		return Confirmed{}, err
+	var codes, hashes []string
+	if withCodes {
+		if codes, hashes, err = newRecoveryCodeSet(accountID); err != nil {
+			return Confirmed{}, err
+		}
 	}
 	now := s.now()
 	var out Confirmed
 	err = s.update(ctx, func(tx Tx) (error, error) {
+		if pre != nil {
+			if refusal, err := pre(tx); refusal != nil || err != nil {
+				return refusal, err
+			}
+		}
 		if refusal, err := ipBlocked(tx, actor.IP, now); refusal != nil || err != nil {
 			return refusal, err
 		}
@@ -203,6 +247,9 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, actor Actor, accountID,
 		}
 		if wasReset {
 			if err := tx.UseReenrollTokens(accountID, now); err != nil {
+				return nil, err
+			}
+			if err := s.reenrolled(tx, al, accountID, now); err != nil {
 				return nil, err
 			}
 		}
@@ -297,6 +344,14 @@ type Verified struct {
 // Verify checks a login code. Wrong and replayed codes are both ErrInvalidCode (the audit tells
 // them apart); throttled attempts are ErrTooManyAttempts and are neither evaluated nor counted.
 func (s *Service) Verify(ctx context.Context, actor Actor, accountID, code string) (Verified, error) {
+	if err := CheckAccountID(accountID); err != nil {
+		return Verified{}, err
+	}
+	return s.verify(ctx, actor, accountID, code, "verify", nil)
+}
+
+// verify is Verify with the purpose its audit events name ("verify", "step_up").
+func (s *Service) verify(ctx context.Context, actor Actor, accountID, code, purpose string, pre precheck) (Verified, error) {
 	norm, err := NormalizeTOTPCode(code)
 	if err != nil {
 		return Verified{}, err
@@ -304,11 +359,16 @@ func (s *Service) Verify(ctx context.Context, actor Actor, accountID, code strin
 	now := s.now()
 	var out Verified
 	err = s.update(ctx, func(tx Tx) (error, error) {
+		if pre != nil {
+			if refusal, err := pre(tx); refusal != nil || err != nil {
+				return refusal, err
+			}
+		}
 		f, refusal, err := activeFactor(tx, accountID, actor.IP, now)
 		if refusal != nil || err != nil {
 			return refusal, err
 		}
-		drift, refusal, err := s.attemptTOTP(tx, newAuditLog(tx, now, actor), &f, f.SecretSealed, norm, now, actor.IP, "verify")
+		drift, refusal, err := s.attemptTOTP(tx, newAuditLog(tx, now, actor), &f, f.SecretSealed, norm, now, actor.IP, purpose)
 		out.DriftSeconds = drift
 		return refusal, err
 	})
@@ -363,6 +423,9 @@ type RecoveryCodeUsed struct {
 // UseRecoveryCode spends one recovery code. It has its own counter with the TOTP thresholds, works
 // while TOTP is suspended and lifts that suspension.
 func (s *Service) UseRecoveryCode(ctx context.Context, actor Actor, accountID, code string) (RecoveryCodeUsed, error) {
+	if err := CheckAccountID(accountID); err != nil {
+		return RecoveryCodeUsed{}, err
+	}
 	norm, err := NormalizeRecoveryCode(code)
 	if err != nil {
 		return RecoveryCodeUsed{}, err
@@ -449,6 +512,9 @@ func (s *Service) attemptRecoveryCode(tx Tx, al *auditLog, f *Factor, norm strin
 
 // RegenerateRecoveryCodes replaces the whole set after a current TOTP code (which it consumes).
 func (s *Service) RegenerateRecoveryCodes(ctx context.Context, actor Actor, accountID, code string) ([]string, error) {
+	if err := CheckAccountID(accountID); err != nil {
+		return nil, err
+	}
 	norm, err := NormalizeTOTPCode(code)
 	if err != nil {
 		return nil, err
@@ -491,6 +557,9 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, actor Actor, acco
 
 // Disable turns 2FA off at the user's request, proven by a current TOTP code or a recovery code.
 func (s *Service) Disable(ctx context.Context, actor Actor, accountID, code string) error {
+	if err := CheckAccountID(accountID); err != nil {
+		return err
+	}
 	totpCode, totpErr := NormalizeTOTPCode(code)
 	rcCode, rcErr := NormalizeRecoveryCode(code)
 	if totpErr != nil && rcErr != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -15,6 +16,14 @@ type Options struct {
 	// StaticAPIKeys are keys from configuration (name → key, each ≥ 32 characters) accepted
 	// besides the ones stored in the database.
 	StaticAPIKeys map[string]string
+	// BaseURL is the public URL that links in notices start with (veto, re-enrollment, agent
+	// setup), without a trailing slash.
+	BaseURL string
+	// HostWebhook says the host platform's webhook is configured: only then are its events
+	// (reset.executed, hold.set, factor.suspended, factor.enrolled) queued in the outbox.
+	HostWebhook bool
+	// Policy is the recovery policy; nil means DefaultPolicy().
+	Policy *Policy
 }
 
 // Service is the domain's entry point. Adapters call it; it decides and the store persists.
@@ -25,6 +34,9 @@ type Service struct {
 	issuer     string
 	staticKeys []staticKey
 	keyCache   keyCache
+	baseURL    string
+	webhook    bool
+	policy     *Policy
 }
 
 // New builds a Service over store.
@@ -35,9 +47,17 @@ func New(store Store, opts Options) (*Service, error) {
 	if opts.Keys == nil {
 		return nil, errors.New("recovery: a keyring is required to seal secrets")
 	}
-	s := &Service{store: store, now: opts.Now, keys: opts.Keys, issuer: opts.Issuer}
+	s := &Service{store: store, now: opts.Now, keys: opts.Keys, issuer: opts.Issuer,
+		baseURL: strings.TrimRight(opts.BaseURL, "/"), webhook: opts.HostWebhook}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.policy = opts.Policy; s.policy == nil {
+		p, err := LoadDefaultPolicy()
+		if err != nil {
+			return nil, fmt.Errorf("recovery: the embedded policy: %w", err)
+		}
+		s.policy = p
 	}
 	if s.issuer == "" {
 		s.issuer = "RecoveryDesk"

@@ -21,6 +21,9 @@ type Store interface {
 
 // ReadTx reads within a transaction. Missing rows give ErrNotFound.
 type ReadTx interface {
+	TicketReadTx
+	AgentReadTx
+	OutboxReadTx
 	Account(id string) (Account, error)
 	AccountByEmail(emailKey string) (Account, error)
 	Accounts() ([]Account, error)
@@ -42,6 +45,9 @@ type ReadTx interface {
 // Tx reads and writes within a write transaction.
 type Tx interface {
 	ReadTx
+	TicketTx
+	AgentTx
+	OutboxTx
 	// LockFactor reads the factor and holds a row lock on it until the transaction ends, so
 	// that a read-decide-write on its counters cannot interleave with another replica.
 	LockFactor(accountID string) (Factor, error)

@@ -15,6 +15,7 @@ import (
 	"unicode"
 
 	"github.com/recoverydesk/recoverydesk/recovery"
+	"github.com/recoverydesk/recoverydesk/recovery/notify"
 	"github.com/recoverydesk/recoverydesk/recovery/sqlstore"
 )
 
@@ -85,15 +86,15 @@ var settings = []setting{
 	{env: "RECOVERYDESK_TELEGRAM_WEBHOOK_SECRET", usage: "set: Telegram webhook mode at /telegram/webhook with this secret token",
 		secret: true, later: true, field: func(c *Config) *string { return &c.TelegramWebhookSecret }, check: checkWebhookSecret},
 	{env: "RECOVERYDESK_SMTP_URL", usage: "SMTP server for e-mail notices (smtp:// or smtps://)",
-		secret: true, later: true, field: func(c *Config) *string { return &c.SMTPURL }, check: checkSMTPURL},
-	{env: "RECOVERYDESK_MAIL_FROM", usage: "sender address of e-mail notices",
-		later: true, field: func(c *Config) *string { return &c.MailFrom }, check: checkMailFrom},
+		secret: true, field: func(c *Config) *string { return &c.SMTPURL }, check: checkSMTPURL},
+	{env: "RECOVERYDESK_MAIL_FROM", shown: "none (required with an SMTP URL)", usage: "sender address of e-mail notices",
+		field: func(c *Config) *string { return &c.MailFrom }, check: checkMailFrom},
 	{env: "RECOVERYDESK_HOST_WEBHOOK_URL", usage: "URL the host platform's events are POSTed to",
-		later: true, field: func(c *Config) *string { return &c.HostWebhookURL }, check: checkHTTPURL},
-	{env: "RECOVERYDESK_HOST_WEBHOOK_SECRET", usage: "HMAC-SHA256 secret signing the host webhook",
-		secret: true, later: true, field: func(c *Config) *string { return &c.HostWebhookSecret }},
-	{env: "RECOVERYDESK_POLICY_FILE", shown: "the embedded policy", usage: "recovery policy file",
-		later: true, field: func(c *Config) *string { return &c.PolicyFile }, check: checkReadableFile},
+		field: func(c *Config) *string { return &c.HostWebhookURL }, check: checkHTTPURL},
+	{env: "RECOVERYDESK_HOST_WEBHOOK_SECRET", usage: "HMAC-SHA256 secret signing the host webhook (at least 16 characters)",
+		secret: true, field: func(c *Config) *string { return &c.HostWebhookSecret }, check: checkHostWebhookSecret},
+	{env: "RECOVERYDESK_POLICY_FILE", shown: "the embedded policy", usage: "recovery policy file (JSON; see recovery/default_policy.json)",
+		field: func(c *Config) *string { return &c.PolicyFile }, check: checkReadableFile},
 	{env: "RECOVERYDESK_AUDIT_KEY", shown: "key file recoverydesk-audit.key beside the database",
 		usage:  "base64 Ed25519 seed (32 bytes) that signs audit checkpoints",
 		secret: true, field: func(c *Config) *string { return &c.AuditKey }},
@@ -303,11 +304,30 @@ func checkSMTPURL(_ *Config, v string) error {
 	if err != nil || (u.Scheme != "smtp" && u.Scheme != "smtps") || u.Host == "" {
 		return errors.New("is not an smtp:// or smtps:// URL with a host")
 	}
+	// The sender's own parse: port, no path or query. Its errors quote nothing either.
+	if _, err := notify.NewSMTP(v, "check@example.com"); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "notify: "))
+	}
 	return nil
 }
 
-func checkMailFrom(_ *Config, v string) error {
+// checkHostWebhookSecret requires a secret of at least notify.MinWebhookSecret characters when
+// the webhook is configured (an unsigned event would be worthless to the host). Never quoted.
+func checkHostWebhookSecret(c *Config, v string) error {
+	switch {
+	case v == "" && c.HostWebhookURL != "":
+		return errors.New("is required when RECOVERYDESK_HOST_WEBHOOK_URL is set")
+	case v != "" && len(v) < notify.MinWebhookSecret:
+		return fmt.Errorf("must be at least %d characters", notify.MinWebhookSecret)
+	}
+	return checkNoSpace(c, v)
+}
+
+func checkMailFrom(c *Config, v string) error {
 	if v == "" {
+		if c.SMTPURL != "" {
+			return errors.New("is required when RECOVERYDESK_SMTP_URL is set")
+		}
 		return nil
 	}
 	if _, err := mail.ParseAddress(v); err != nil {

@@ -96,6 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 var commandList = [][2]string{
 	{"serve", "serve the host API and the health checks (the default command)"},
 	{"migrate [--reseal]", "apply database migrations; --reseal re-seals every secret under the first key"},
+	{"agent add --email E --name N --role R", "create a support desk agent and print a one-time setup link"},
 	{"apikey add --name NAME", "create an API key for the host platform (shown once)"},
 	{"apikey list", "list API keys: id, name, created, revoked"},
 	{"apikey revoke ID", "revoke an API key"},
@@ -121,12 +122,14 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.migrate(ctx, args)
 	case "apikey":
 		return a.apikey(ctx, args)
+	case "agent":
+		return a.agent(ctx, args)
 	case "audit":
 		return a.audit(ctx, args)
 	case "help":
 		return a.help(ctx, args)
 	default:
-		return usagef("", "unknown command %q; commands are serve, migrate, apikey, audit, help", cmd)
+		return usagef("", "unknown command %q; commands are serve, migrate, agent, apikey, audit, help", cmd)
 	}
 }
 

@@ -375,7 +375,8 @@ func TestServeSettings(t *testing.T) {
 	srv := startServer(t, env, "--base-url", "https://2fa.example.com")
 	log := srv.stderr.String()
 	if strings.Contains(log, "telegram bot disabled") ||
-		!strings.Contains(log, `"msg":"settings accepted but not used by this version yet","settings":["RECOVERYDESK_TELEGRAM_TOKEN","RECOVERYDESK_MAIL_FROM"]`) ||
+		!strings.Contains(log, `"msg":"settings accepted but not used by this version yet","settings":["RECOVERYDESK_TELEGRAM_TOKEN"]`) ||
+		!strings.Contains(log, `"msg":"outbox dispatchers started","email":"files in `) ||
 		!strings.Contains(log, `"base_url":"https://2fa.example.com"`) ||
 		!strings.Contains(srv.stdout.String(), "Public URL (used in links): https://2fa.example.com\n") {
 		t.Errorf("start with later settings:\n%s\n%s", srv.stdout.String(), log)

@@ -66,12 +66,20 @@ func (a *app) open(ctx context.Context, cfg *Config, o openOpts) (*opened, error
 			return nil, err
 		}
 	}
+	var policy *recovery.Policy
+	if cfg.PolicyFile != "" {
+		if policy, err = recovery.LoadPolicyFile(cfg.PolicyFile); err != nil {
+			return nil, &lineError{msg: fmt.Sprintf("RECOVERYDESK_POLICY_FILE: %v", err), err: err}
+		}
+	}
 	store, err := sqlstore.Open(ctx, cfg.DB, sqlstore.Options{Migrate: o.migrate, Logger: a.log})
 	if err != nil {
 		return nil, openError(cfg.DB, err)
 	}
 	// cmd owns the real clock; the domain takes it from here.
-	svc, err := recovery.New(store, recovery.Options{Now: time.Now, Keys: keys, Issuer: cfg.Issuer, StaticAPIKeys: cfg.StaticAPIKeys})
+	svc, err := recovery.New(store, recovery.Options{Now: time.Now, Keys: keys, Issuer: cfg.Issuer,
+		StaticAPIKeys: cfg.StaticAPIKeys, BaseURL: cfg.resolveBaseURL(cfg.Addr), HostWebhook: cfg.HostWebhookURL != "",
+		Policy: policy})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -102,6 +102,17 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 
+	stopWorkers, err := a.startWorkers(ctx, o)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopWorkers()
+	if err := a.announceFirstAdmin(ctx, o, baseURL); err != nil {
+		ln.Close()
+		return err
+	}
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	a.log.Info("listening", "addr", addr, "base_url", baseURL, "db", redactDSN(cfg.DB),

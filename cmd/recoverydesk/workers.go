@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/recoverydesk/recoverydesk/recovery"
+	"github.com/recoverydesk/recoverydesk/recovery/notify"
+	"github.com/recoverydesk/recoverydesk/recovery/sqlstore"
+)
+
+// dispatchEvery is how often an idle dispatcher looks for due notices. Retries are scheduled
+// in the database, so this only bounds how late a new notice leaves.
+const dispatchEvery = 2 * time.Second
+
+// mailDirName is the file notifier's directory: beside the SQLite database, or in the working
+// directory with PostgreSQL (design.md).
+const mailDirName = "recoverydesk-mail"
+
+// mailDir is where the file notifier writes when no SMTP server is configured.
+func mailDir(dsn string) string {
+	if sqlstore.IsPostgres(dsn) {
+		return absPath(mailDirName)
+	}
+	return absPath(filepath.Join(filepath.Dir(dsn), mailDirName))
+}
+
+// startWorkers starts the background work of serve: the e-mail dispatcher (over SMTP when
+// RECOVERYDESK_SMTP_URL is set, else into .eml files) and, when RECOVERYDESK_HOST_WEBHOOK_URL
+// is set, the host webhook dispatcher. It logs one line saying which. stop cancels them and
+// waits until they have returned; a notice in flight is handed back to the outbox.
+func (a *app) startWorkers(ctx context.Context, o *opened) (stop func(), err error) {
+	cfg := o.cfg
+	var email recovery.Sender
+	var emailVia string
+	if cfg.SMTPURL != "" {
+		m, err := notify.NewSMTP(cfg.SMTPURL, cfg.MailFrom)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Source("RECOVERYDESK_SMTP_URL"), err)
+		}
+		email, emailVia = m.Send, "smtp "+m.Server()
+	} else {
+		f, err := notify.NewFile(mailDir(cfg.DB), cfg.MailFrom)
+		if err != nil {
+			return nil, err
+		}
+		email, emailVia = f.Send, "files in "+f.Dir()
+	}
+	webhookVia := "off"
+	var webhook recovery.Sender
+	if cfg.HostWebhookURL != "" {
+		// cmd owns the real clock; the signature's timestamp is taken from it.
+		w, err := notify.NewWebhook(cfg.HostWebhookURL, cfg.HostWebhookSecret, notify.WebhookOptions{Now: time.Now})
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", cfg.Source("RECOVERYDESK_HOST_WEBHOOK_URL"), err)
+		}
+		webhook, webhookVia = w.Send, w.Host()
+	}
+
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	run := func(channel string, send recovery.Sender) {
+		log := a.log.With("dispatcher", channel)
+		wg.Go(func() { o.svc.RunDispatcher(wctx, channel, send, dispatchEvery, log) })
+	}
+	run(recovery.NoticeEmail, email)
+	if webhook != nil {
+		run(recovery.NoticeWebhook, webhook)
+	}
+	a.log.Info("outbox dispatchers started", "email", emailVia, "host_webhook", webhookVia)
+	return func() {
+		cancel()
+		wg.Wait()
+	}, nil
+}
