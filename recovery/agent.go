@@ -82,7 +82,10 @@ func (a Agent) AtLeast(role string) bool {
 // AgentAccountID is the id of the internal account row that carries an agent's TOTP factor. The
 // '/' is refused by CheckAccountID, so no host account can take the id and the host-facing
 // methods cannot reach it.
-func AgentAccountID(agentID string) string { return "agent/" + agentID }
+func AgentAccountID(agentID string) string { return agentAccountPrefix + agentID }
+
+// agentAccountPrefix starts the id of every agent's internal account.
+const agentAccountPrefix = "agent/"
 
 func newAgentID() (string, error) {
 	raw := make([]byte, 8)

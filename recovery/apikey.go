@@ -299,6 +299,29 @@ func (s *Service) Reseal(ctx context.Context, actor Actor) (int, error) {
 				}
 			}
 		}
+		// Queued notices still hold their sealed bodies (sent and failed ones are never opened
+		// again).
+		for before := int64(0); ; {
+			ns, err := tx.Notices(NoticeFilter{State: NoticeQueued, BeforeID: before, Limit: 500})
+			if err != nil {
+				return nil, err
+			}
+			for _, nt := range ns {
+				before = nt.ID
+				was := n
+				if err := reseal(&nt.Body, noticeAAD(nt.AccountID), noticePurpose(nt.Channel, nt.To)); err != nil {
+					return nil, err
+				}
+				if n > was {
+					if err := tx.ResealNotice(nt.ID, nt.Body); err != nil {
+						return nil, err
+					}
+				}
+			}
+			if len(ns) < 500 {
+				break
+			}
+		}
 		return nil, newAuditLog(tx, now, actor).add("keys.resealed", "keyring", s.keys.SealingKeyID(), map[string]any{"resealed": n})
 	})
 	return n, err

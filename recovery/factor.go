@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -253,6 +255,9 @@ func (s *Service) confirmEnrollment(ctx context.Context, actor Actor, accountID,
 				return nil, err
 			}
 		}
+		if err := s.hostFactorEvent(tx, al, "factor.enrolled", accountID, map[string]any{"after_reset": wasReset}); err != nil {
+			return nil, err
+		}
 		out = Confirmed{RecoveryCodes: codes, DriftSeconds: drift}
 		return nil, al.add("factor.enrolled", "account", accountID, map[string]any{
 			"drift_seconds": drift, "recovery_codes": len(codes), "after_reset": wasReset,
@@ -330,6 +335,9 @@ func (s *Service) countFailure(tx Tx, al *auditLog, f *Factor, now time.Time, ip
 	}
 	if suspend {
 		if err := al.add("factor.suspended", "account", f.AccountID, map[string]any{"failures": f.Failures}); err != nil {
+			return err
+		}
+		if err := s.hostFactorEvent(tx, al, "factor.suspended", f.AccountID, map[string]any{"failures": f.Failures}); err != nil {
 			return err
 		}
 	}
@@ -479,9 +487,12 @@ func (s *Service) attemptRecoveryCode(tx Tx, al *auditLog, f *Factor, norm strin
 			if err := tx.PutFactor(*f); err != nil {
 				return RecoveryCodeUsed{}, nil, err
 			}
-			return out, nil, al.add("recovery_code.used", "account", f.AccountID, map[string]any{
+			if err := al.add("recovery_code.used", "account", f.AccountID, map[string]any{
 				"purpose": purpose, "remaining": out.Remaining, "lifted_suspension": out.LiftedSuspension,
-			})
+			}); err != nil {
+				return RecoveryCodeUsed{}, nil, err
+			}
+			return out, nil, s.noticeRecoveryCodeUsed(tx, al, f.AccountID, out, now)
 		}
 	}
 	f.CodeFailures++
@@ -597,4 +608,33 @@ func (s *Service) Disable(ctx context.Context, actor Actor, accountID, code stri
 		}
 		return nil, al.add("factor.disabled", "account", accountID, map[string]any{"method": method})
 	})
+}
+
+// hostFactorEvent tells the host platform about a host account's factor; agents' internal
+// accounts are not the host's business.
+func (s *Service) hostFactorEvent(tx Tx, al *auditLog, event, accountID string, data map[string]any) error {
+	if strings.HasPrefix(accountID, agentAccountPrefix) {
+		return nil
+	}
+	return s.queueHostEvent(tx, al, event, accountID, data)
+}
+
+// noticeRecoveryCodeUsed tells the owner, at the e-mail of record, that a recovery code was used
+// (security.md: "audited and notified"), so that a thief's use does not go unseen.
+func (s *Service) noticeRecoveryCodeUsed(tx Tx, al *auditLog, accountID string, used RecoveryCodeUsed, now time.Time) error {
+	if strings.HasPrefix(accountID, agentAccountPrefix) {
+		return nil
+	}
+	a, err := tx.Account(accountID)
+	if err != nil || a.Email == "" {
+		return err
+	}
+	body := fmt.Sprintf("A recovery code was used to sign in to your account at %s. %d recovery codes are left.\n\n"+
+		"If this was you, nothing needs to be done; consider generating a new set in your security settings.\n"+
+		"If this was not you, contact support right away.\n", now.UTC().Format("2006-01-02 15:04 UTC"), used.Remaining)
+	if used.LiftedSuspension {
+		body += "\nThe code also lifted the suspension of your authenticator codes after too many wrong attempts.\n"
+	}
+	return s.queueNotice(tx, al, Notice{Channel: NoticeEmail, To: a.Email, Kind: "recovery_code_used", AccountID: accountID,
+		Subject: "A recovery code was used on your account", Body: body})
 }

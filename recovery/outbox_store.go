@@ -31,4 +31,6 @@ type OutboxTx interface {
 	// attempts (the claim is still the caller's: a lease that ran out and was taken by another
 	// dispatcher has counted another attempt). It reports whether it wrote.
 	FinishNotice(n Notice, claimedAttempts int) (bool, error)
+	// ResealNotice replaces a notice's sealed body (key rotation).
+	ResealNotice(id int64, sealed string) error
 }

@@ -195,6 +195,7 @@ func (s *Service) reenrolled(tx Tx, al *auditLog, accountID string, now time.Tim
 
 // Tick does the workflow's timed work up to now: cooling-off tickets whose window ended become
 // ready, and tickets without progress for 7 days expire. It reports how many tickets changed.
+// Several replicas may tick at once: each ticket is re-judged under its row lock.
 func (s *Service) Tick(ctx context.Context) (int, error) {
 	now := s.now()
 	changed := 0
@@ -218,8 +219,11 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 	}
 	system := Actor{Type: ActorSystem, ID: "workflow"}
 	for _, id := range ids {
+		did := false
 		err := s.ticketChange(ctx, system, "", id, 0, func(tx Tx, tl ticketLog, _ Agent, t *Ticket, now time.Time) (bool, error, error) {
+			did = false // fn may run again on a retried transaction
 			if ok, err := readyIfDue(tl, t, now); ok || err != nil {
+				did = ok
 				return ok, nil, err
 			}
 			switch t.State {
@@ -230,13 +234,15 @@ func (s *Service) Tick(ctx context.Context) (int, error) {
 			if now.Sub(t.ProgressAt) < TicketIdleExpiry {
 				return false, nil, nil
 			}
-			t.ClosedAt = now
+			t.ClosedAt, did = now, true
 			return true, nil, setState(tl, t, "expired", TicketExpired, "", now, map[string]any{"idle_since": t.ProgressAt.UTC().Format(time.RFC3339)})
 		})
 		if err != nil {
 			return changed, err
 		}
-		changed++
+		if did {
+			changed++
+		}
 	}
 	return changed, nil
 }

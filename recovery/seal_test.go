@@ -167,12 +167,27 @@ func TestKeyRotation(t *testing.T) {
 				t.Fatalf("%s under both keys: %v", id, err)
 			}
 		}
-		n, err := both.Reseal(ctx, recovery.Actor{Type: recovery.ActorSystem, ID: "cli"})
-		if err != nil || n != 3 {
-			t.Fatalf("resealed %d (%v), want 3", n, err)
+		// A notice queued under the old key must still be deliverable after the rotation.
+		if err := recovery.QueueNotice(ctx, old, recovery.Notice{Channel: recovery.NoticeEmail, To: "r1@example.com",
+			Kind: "test", AccountID: "r1", Subject: "s", Body: "link /veto/tok-123"}, "tok-123"); err != nil {
+			t.Fatal(err)
 		}
-		// Only the new key: everyone still verifies.
+		n, err := both.Reseal(ctx, recovery.Actor{Type: recovery.ActorSystem, ID: "cli"})
+		if err != nil || n != 4 {
+			t.Fatalf("resealed %d (%v), want 4 (three secrets, one notice)", n, err)
+		}
+		// Only the new key: everyone still verifies, and the notice opens.
 		only := svc(ring(recovery.FormatKey("new", newKey)))
+		if err := only.CheckKeys(ctx); err != nil {
+			t.Fatalf("keys after rotation: %v", err)
+		}
+		var body string
+		if _, err := only.DispatchDue(ctx, recovery.NoticeEmail, 10, func(_ context.Context, n recovery.Notice) error {
+			body = n.Body
+			return nil
+		}); err != nil || body != "link /veto/tok-123" {
+			t.Fatalf("notice after rotation: %q %v", body, err)
+		}
 		c.Add(30 * time.Second)
 		for id, sec := range secrets {
 			if _, err := only.Verify(ctx, api, id, code(t, sec, recovery.Step(c.Now()))); err != nil {

@@ -36,7 +36,7 @@ type ReadTx interface {
 	IPThrottle(ip string) (IPThrottle, error)
 	ReenrollToken(hash string) (ReenrollToken, error)
 	// SealKeyIDs returns the distinct key ids (the part before the first ':') of every sealed
-	// value stored.
+	// value that may still be opened: secrets, facts and the bodies of queued notices.
 	SealKeyIDs() ([]string, error)
 	// AuditEvents returns up to limit events with Seq > after, in order.
 	AuditEvents(after int64, limit int) ([]Event, error)

@@ -1,5 +1,5 @@
 // Command recoverydesk runs RecoveryDesk, the two-factor authentication (TOTP) service and support
-// desk, and its administration commands: serve (the default), migrate, apikey and audit.
+// desk, and its administration commands: serve (the default), migrate, agent, apikey and audit.
 //
 // The whole program is run(ctx, args, getenv, stdout, stderr): main only connects it to the
 // process (signals, environment, exit code), so tests drive the real program in-process.

@@ -28,7 +28,30 @@ func mailDir(dsn string) string {
 	return absPath(filepath.Join(filepath.Dir(dsn), mailDirName))
 }
 
-// startWorkers starts the background work of serve: the e-mail dispatcher (over SMTP when
+// tickEvery is how often the workflow's timers are checked: a cooling-off that ended becomes
+// ready within this time (Execute also checks the time itself), idle tickets expire.
+const tickEvery = 30 * time.Second
+
+// tickWorkflow runs the workflow's timed transitions until ctx ends. With several replicas each
+// runs it; a ticket's transition is one conditional update, so only one of them makes it.
+func (a *app) tickWorkflow(ctx context.Context, svc *recovery.Service) {
+	t := time.NewTicker(tickEvery)
+	defer t.Stop()
+	for {
+		if n, err := svc.Tick(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("workflow tick failed", "err", err)
+		} else if n > 0 {
+			a.log.Info("workflow tick", "tickets_changed", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// startWorkers starts the background work of serve: the workflow's timers, the e-mail dispatcher (over SMTP when
 // RECOVERYDESK_SMTP_URL is set, else into .eml files) and, when RECOVERYDESK_HOST_WEBHOOK_URL
 // is set, the host webhook dispatcher. It logs one line saying which. stop cancels them and
 // waits until they have returned; a notice in flight is handed back to the outbox.
@@ -70,6 +93,7 @@ func (a *app) startWorkers(ctx context.Context, o *opened) (stop func(), err err
 	if webhook != nil {
 		run(recovery.NoticeWebhook, webhook)
 	}
+	wg.Go(func() { a.tickWorkflow(wctx, o.svc) })
 	a.log.Info("outbox dispatchers started", "email", emailVia, "host_webhook", webhookVia)
 	return func() {
 		cancel()

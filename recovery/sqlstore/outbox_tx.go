@@ -127,3 +127,10 @@ func (t *sqlTx) FinishNotice(n recovery.Notice, claimedAttempts int) (bool, erro
 	}
 	return c == 1, nil
 }
+
+func (t *sqlTx) ResealNotice(id int64, sealed string) error {
+	if _, err := t.exec("UPDATE notices SET body_sealed = ? WHERE id = ?", sealed, id); err != nil {
+		return fmt.Errorf("sqlstore: reseal notice: %w", err)
+	}
+	return nil
+}

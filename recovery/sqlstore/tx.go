@@ -286,7 +286,8 @@ func (t *sqlTx) SealKeyIDs() ([]string, error) {
 	}
 	return all(t, "seal key ids", "SELECT DISTINCT "+prefix+" FROM ("+
 		"SELECT secret_sealed AS v FROM factors UNION ALL SELECT pending_sealed FROM factors "+
-		"UNION ALL SELECT facts_sealed FROM accounts) sealed WHERE v <> '' ORDER BY 1",
+		"UNION ALL SELECT facts_sealed FROM accounts "+
+		"UNION ALL SELECT body_sealed FROM notices WHERE state = 'queued') sealed WHERE v <> '' ORDER BY 1",
 		func(r *sql.Rows) (string, error) {
 			var id string
 			err := r.Scan(&id)
