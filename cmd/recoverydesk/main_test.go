@@ -364,7 +364,7 @@ func TestServePostgres(t *testing.T) {
 		t.Errorf("GET with the new key = %d, want 404", code)
 	}
 	srv.stop(t)
-	verifyOK(t, env, 1)
+	verifyOK(t, env, 2) // the first admin's setup link and the API key
 }
 
 // TestServeSettings: settings of later issues are accepted and said to be unused; the base URL
