@@ -3,7 +3,6 @@ package console
 import (
 	"errors"
 	"fmt"
-	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -33,16 +32,22 @@ type Options struct {
 	BaseURL string
 	// MaxBodyBytes limits every request body; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// TelegramWebhook, when set, is mounted at POST /telegram/webhook (the bot's webhook mode;
+	// the handler checks Telegram's secret header itself).
+	TelegramWebhook http.Handler
 }
 
 // server holds what the handlers share. It is built once by New and only read afterwards.
 type server struct {
-	svc       *recovery.Service
-	log       *slog.Logger
-	baseURL   string
-	maxBody   int64
-	templates *template.Template
-	openapi   []byte
+	svc     *recovery.Service
+	log     *slog.Logger
+	baseURL string
+	maxBody int64
+	pages   pages
+	openapi []byte
+	static  gin.HandlerFunc
+	// telegramWebhook is Options.TelegramWebhook.
+	telegramWebhook http.Handler
 }
 
 // New builds the whole HTTP surface. It fails if an option is invalid or an embedded template or
@@ -58,7 +63,8 @@ func New(opts Options) (http.Handler, error) {
 	if opts.MaxBodyBytes < 0 {
 		return nil, errors.New("console: MaxBodyBytes must not be negative")
 	}
-	s := &server{svc: opts.Service, log: opts.Logger, baseURL: opts.BaseURL, maxBody: opts.MaxBodyBytes}
+	s := &server{svc: opts.Service, log: opts.Logger, baseURL: opts.BaseURL, maxBody: opts.MaxBodyBytes,
+		telegramWebhook: opts.TelegramWebhook}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -66,10 +72,13 @@ func New(opts Options) (http.Handler, error) {
 		s.maxBody = DefaultMaxBodyBytes
 	}
 	var err error
-	if s.templates, err = parseTemplates(assets.FS); err != nil {
+	if s.pages, err = parsePages(assets.FS, templateFuncs()); err != nil {
 		return nil, err
 	}
 	if s.openapi, err = loadOpenAPI(assets.FS); err != nil {
+		return nil, err
+	}
+	if s.static, err = staticFiles(assets.FS); err != nil {
 		return nil, err
 	}
 
@@ -94,15 +103,6 @@ func New(opts Options) (http.Handler, error) {
 	}
 	s.routes(r)
 	return r, nil
-}
-
-// parseTemplates parses every page template once; a broken one fails New.
-func parseTemplates(fsys fs.FS) (*template.Template, error) {
-	t, err := template.New("").ParseFS(fsys, "templates/*.html")
-	if err != nil {
-		return nil, fmt.Errorf("console: templates: %w", err)
-	}
-	return t, nil
 }
 
 // loadOpenAPI reads the embedded OpenAPI description and checks that it is a YAML document

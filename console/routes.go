@@ -14,6 +14,13 @@ func (s *server) routes(r *gin.Engine) {
 	r.GET("/healthz", s.healthz())
 	r.GET("/readyz", s.readyz())
 	r.GET("/api/openapi.yaml", s.openAPI())
+	r.GET("/static/*file", s.static)
+
+	s.consoleRoutes(r) // the agent console under /console, and /setup/<token> (console_*.go)
+	s.accountRoutes(r) // the end-user pages /account, /reenroll, /veto (account_*.go)
+	if s.telegramWebhook != nil {
+		r.POST("/telegram/webhook", gin.WrapH(s.telegramWebhook))
+	}
 
 	account := r.Group("/api/v1/accounts/:account", s.apiKey(), s.validAccount())
 	account.PUT("", s.upsertAccount())

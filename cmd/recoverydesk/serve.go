@@ -69,12 +69,19 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 	}
 	addr := ln.Addr().String()
 	baseURL := cfg.resolveBaseURL(addr)
+	webhook, stopBot, err := a.startBot(ctx, o, baseURL)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer stopBot()
 	h, err := console.New(console.Options{
-		Service:        o.svc,
-		Logger:         a.log,
-		TrustedProxies: cfg.TrustedProxyCIDRs,
-		BaseURL:        baseURL,
-		MaxBodyBytes:   console.DefaultMaxBodyBytes,
+		TelegramWebhook: webhook,
+		Service:         o.svc,
+		Logger:          a.log,
+		TrustedProxies:  cfg.TrustedProxyCIDRs,
+		BaseURL:         baseURL,
+		MaxBodyBytes:    console.DefaultMaxBodyBytes,
 	})
 	if err != nil {
 		ln.Close()
