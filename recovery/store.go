@@ -24,6 +24,10 @@ type ReadTx interface {
 	TicketReadTx
 	AgentReadTx
 	OutboxReadTx
+	AgentSessionReadTx
+	UserSessionReadTx
+	BotReadTx
+	AuditQueryReadTx
 	Account(id string) (Account, error)
 	AccountByEmail(emailKey string) (Account, error)
 	Accounts() ([]Account, error)
@@ -48,6 +52,9 @@ type Tx interface {
 	TicketTx
 	AgentTx
 	OutboxTx
+	AgentSessionTx
+	UserSessionTx
+	BotTx
 	// LockFactor reads the factor and holds a row lock on it until the transaction ends, so
 	// that a read-decide-write on its counters cannot interleave with another replica.
 	LockFactor(accountID string) (Factor, error)
