@@ -9,5 +9,5 @@ import "embed"
 // FS holds templates/, static/ and openapi.yaml, with those paths. It is read-only: an embed.FS
 // cannot be changed at run time, so sharing it is not shared mutable state.
 //
-//go:embed templates static openapi.yaml
+//go:embed all:templates static openapi.yaml
 var FS embed.FS

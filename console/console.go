@@ -35,6 +35,9 @@ type Options struct {
 	// TelegramWebhook, when set, is mounted at POST /telegram/webhook (the bot's webhook mode;
 	// the handler checks Telegram's secret header itself).
 	TelegramWebhook http.Handler
+	// TelegramBotName is the bot's username (without "@") for the t.me links of "Link Telegram"
+	// on the end-user security page; "" hides that section.
+	TelegramBotName string
 }
 
 // server holds what the handlers share. It is built once by New and only read afterwards.
@@ -48,6 +51,8 @@ type server struct {
 	static  gin.HandlerFunc
 	// telegramWebhook is Options.TelegramWebhook.
 	telegramWebhook http.Handler
+	// telegramBot is Options.TelegramBotName.
+	telegramBot string
 }
 
 // New builds the whole HTTP surface. It fails if an option is invalid or an embedded template or
@@ -64,7 +69,7 @@ func New(opts Options) (http.Handler, error) {
 		return nil, errors.New("console: MaxBodyBytes must not be negative")
 	}
 	s := &server{svc: opts.Service, log: opts.Logger, baseURL: opts.BaseURL, maxBody: opts.MaxBodyBytes,
-		telegramWebhook: opts.TelegramWebhook}
+		telegramWebhook: opts.TelegramWebhook, telegramBot: strings.TrimPrefix(opts.TelegramBotName, "@")}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -20,7 +21,31 @@ const htmlCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-sr
 
 // templateFuncs are the helpers every template may use.
 func templateFuncs() template.FuncMap {
-	return template.FuncMap{}
+	return template.FuncMap{
+		// since is the age of t at now in the console's short form ("3h 10m"); "—" for never.
+		"since": func(now, t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return ago(now.Sub(t))
+		},
+		// until is the time left from now to t ("0s" once passed); "—" for never.
+		"until": func(now, t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return ago(t.Sub(now))
+		},
+		// ts writes a time in UTC to the minute; "—" for never.
+		"ts": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.UTC().Format("2006-01-02 15:04 UTC")
+		},
+		// humanize turns an identifier like "pending_approval" into "pending approval".
+		"humanize": func(v any) string { return strings.ReplaceAll(fmt.Sprint(v), "_", " ") },
+	}
 }
 
 // pages holds one template set per page: templates/layout.html and the shared partials

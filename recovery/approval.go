@@ -54,6 +54,13 @@ func twoPersonCheck(a Agent, t *Ticket) error {
 	return nil
 }
 
+// sodDetails records, in an approval's or denial's event, the separation-of-duty checks that
+// passed.
+func sodDetails(t *Ticket, now, stepUpAt time.Time) map[string]any {
+	return map[string]any{"not_requester": true, "not_target": true, "staff_needs_admin": t.Staff,
+		"step_up_age_seconds": int(now.Sub(stepUpAt) / time.Second)}
+}
+
 // Approve approves the requested reset (agent B ≠ A, supervisor or admin; admin for staff
 // targets; B's own TOTP entered at most 5 minutes before, at stepUpAt). The cooling-off starts
 // and every channel of record gets a notice with its own single-use veto link.
@@ -91,7 +98,7 @@ func (s *Service) Approve(ctx context.Context, actor Actor, ticketID string, ver
 		t.ApprovedBy, t.ApprovedAt, t.CoolingUntil = a.ID, now, now.Add(wait)
 		if err := setState(tl, t, "approved", TicketCoolingOff, reason, now, map[string]any{
 			"approved_by": a.ID, "requested_by": t.RequestedBy, "cooling_until": t.CoolingUntil.UTC().Format(time.RFC3339),
-			"sod": map[string]any{"not_requester": true, "not_target": true, "staff_needs_admin": t.Staff, "step_up_age_seconds": int(now.Sub(stepUpAt) / time.Second)},
+			"sod": sodDetails(t, now, stepUpAt),
 		}); err != nil {
 			return false, nil, err
 		}
@@ -165,7 +172,8 @@ func (s *Service) Deny(ctx context.Context, actor Actor, ticketID string, versio
 			return false, err, nil
 		}
 		t.ClosedAt = now
-		return true, nil, setState(tl, t, "denied", TicketRejected, reason, now, map[string]any{"denied_by": a.ID, "requested_by": t.RequestedBy})
+		return true, nil, setState(tl, t, "denied", TicketRejected, reason, now, map[string]any{"denied_by": a.ID, "requested_by": t.RequestedBy,
+			"sod": sodDetails(t, now, stepUpAt)})
 	})
 }
 

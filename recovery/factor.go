@@ -571,6 +571,12 @@ func (s *Service) Disable(ctx context.Context, actor Actor, accountID, code stri
 	if err := CheckAccountID(accountID); err != nil {
 		return err
 	}
+	return s.disable(ctx, actor, accountID, code, nil)
+}
+
+// disable is Disable; after, when set, runs in the same transaction once the factor is off (the
+// end-user pages queue the owner's notice there).
+func (s *Service) disable(ctx context.Context, actor Actor, accountID, code string, after func(tx Tx, al *auditLog) error) error {
 	totpCode, totpErr := NormalizeTOTPCode(code)
 	rcCode, rcErr := NormalizeRecoveryCode(code)
 	if totpErr != nil && rcErr != nil {
@@ -606,7 +612,13 @@ func (s *Service) Disable(ctx context.Context, actor Actor, accountID, code stri
 		if err := tx.ReplaceRecoveryCodes(accountID, nil); err != nil {
 			return nil, err
 		}
-		return nil, al.add("factor.disabled", "account", accountID, map[string]any{"method": method})
+		if err := al.add("factor.disabled", "account", accountID, map[string]any{"method": method}); err != nil {
+			return nil, err
+		}
+		if after != nil {
+			return nil, after(tx, al)
+		}
+		return nil, nil
 	})
 }
 

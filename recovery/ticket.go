@@ -107,11 +107,31 @@ type Ticket struct {
 // Matched reports whether the claimed account exists.
 func (t Ticket) Matched() bool { return t.AccountID != "" }
 
-// TicketFilter selects tickets for lists. Zero fields do not filter.
+// TicketFilter selects tickets for lists, newest first (CreatedAt, then ID, descending). Zero
+// fields do not filter.
 type TicketFilter struct {
-	States    []TicketState
-	AccountID string
-	Limit     int
+	States     []TicketState
+	AccountID  string
+	Channel    string
+	AssigneeID string // an agent id, or TicketUnassigned
+	HighRisk   bool   // only high-risk tickets
+	// OpenedBefore keeps tickets opened before it (the queue's "older than" age filter).
+	OpenedBefore time.Time
+	// Search matches a ticket id, an account id or what the requester claimed (an e-mail is
+	// matched case-insensitively through the account it names).
+	Search string
+	// After is the keyset cursor of the next page: tickets strictly after it in list order.
+	After *TicketCursor
+	Limit int
+}
+
+// TicketUnassigned as TicketFilter.AssigneeID selects tickets nobody is assigned to.
+const TicketUnassigned = "-"
+
+// TicketCursor is a position in a ticket list: the last ticket of the previous page.
+type TicketCursor struct {
+	CreatedAt time.Time
+	ID        string
 }
 
 // Message directions.
@@ -322,20 +342,31 @@ func (s *Service) OpenTicket(ctx context.Context, actor Actor, req OpenRequest) 
 	now := s.now()
 	var out Opened
 	err = s.update(ctx, func(tx Tx) (error, error) {
+		var err error
+		out, err = s.openTicketTx(tx, newAuditLog(tx, now, actor), actor, req, claimed, msg, id, now)
+		return nil, err
+	})
+	return out, err
+}
+
+// openTicketTx is OpenTicket inside tx, for callers that open a ticket together with other
+// effects (the bot's update processing). claimed and msg are validated; id is a fresh ticket id.
+func (s *Service) openTicketTx(tx Tx, al *auditLog, actor Actor, req OpenRequest, claimed, msg, id string, now time.Time) (Opened, error) {
+	var out Opened
+	err := func() error {
 		acc, err := claimedAccount(tx, claimed)
 		if err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, err
+			return err
 		}
 		matched := err == nil
-		al := newAuditLog(tx, now, actor)
 		if matched {
 			t, err := tx.ActiveTicket(acc.ID)
 			if err == nil {
 				out = Opened{TicketID: t.ID, Joined: true}
-				return nil, s.joinTicket(tx, ticketLog{al, t.ID}, t, actor, req, msg, now)
+				return s.joinTicket(tx, ticketLog{al, t.ID}, t, actor, req, msg, now)
 			}
 			if !errors.Is(err, ErrNotFound) {
-				return nil, err
+				return err
 			}
 		}
 		t := Ticket{
@@ -347,7 +378,7 @@ func (s *Service) OpenTicket(ctx context.Context, actor Actor, req OpenRequest) 
 			t.AccountID, t.Staff = acc.ID, acc.Staff
 			recent, err := tx.CountTickets(acc.ID, now.Add(-RiskWindow))
 			if err != nil {
-				return nil, err
+				return err
 			}
 			link, err := tx.TelegramLinkByAccount(acc.ID)
 			switch {
@@ -355,7 +386,7 @@ func (s *Service) OpenTicket(ctx context.Context, actor Actor, req OpenRequest) 
 				in.TelegramChangedAt = link.LinkedAt
 				t.ChatLinkedBefore = req.ChatID != "" && link.ChatID == req.ChatID && link.LinkedAt.Before(now)
 			case !errors.Is(err, ErrNotFound):
-				return nil, err
+				return err
 			}
 			in.Staff, in.EmailChangedAt, in.PhoneChangedAt = acc.Staff, acc.EmailChangedAt, acc.PhoneChangedAt
 			in.RecentTickets, in.ChatLinkedBefore = recent+1, t.ChatLinkedBefore
@@ -366,7 +397,7 @@ func (s *Service) OpenTicket(ctx context.Context, actor Actor, req OpenRequest) 
 			t.UserMessageAt = now
 		}
 		if err := tx.InsertTicket(t); err != nil {
-			return nil, err
+			return err
 		}
 		out = Opened{TicketID: t.ID}
 		tl := ticketLog{al, t.ID}
@@ -376,23 +407,23 @@ func (s *Service) OpenTicket(ctx context.Context, actor Actor, req OpenRequest) 
 			"channel": t.Channel, "matched": matched, "account_id": t.AccountID, "policy_version": t.PolicyVersion,
 			"risk": riskStrings(t.Risk), "high_risk": t.HighRisk, "chat_linked_before": t.ChatLinkedBefore,
 		}); err != nil {
-			return nil, err
+			return err
 		}
 		if msg != "" {
 			if err := addMessage(tx, tl, t.ID, MessageInbound, actor, msg, "", now); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		if t.ChatLinkedBefore {
 			if item, ok := s.policy.itemOfKind(KindTelegramPrelinked); ok {
 				r := ChecklistResult{TicketID: t.ID, ItemKey: item.Key, Kind: item.Kind, Passed: true, Method: "automatic", AgentID: "system", CreatedAt: now}
 				if err := recordResult(tx, tl, r); err != nil {
-					return nil, err
+					return err
 				}
 			}
 		}
-		return nil, nil
-	})
+		return nil
+	}()
 	return out, err
 }
 
@@ -664,8 +695,19 @@ func (s *Service) Tickets(ctx context.Context, f TicketFilter) ([]Ticket, error)
 	if f.Limit <= 0 || f.Limit > 500 {
 		f.Limit = 100
 	}
+	f.Search = strings.TrimSpace(f.Search)
 	var out []Ticket
 	err := s.store.View(ctx, func(tx ReadTx) (err error) {
+		// An e-mail finds the tickets of the account it belongs to (e-mails are compared
+		// case-insensitively); otherwise it may still match an unmatched ticket's claim.
+		if strings.Contains(f.Search, "@") {
+			a, err := tx.AccountByEmail(strings.ToLower(f.Search))
+			if err == nil {
+				f.Search = a.ID
+			} else if !errors.Is(err, ErrNotFound) {
+				return err
+			}
+		}
 		out, err = tx.Tickets(f)
 		return err
 	})

@@ -2,12 +2,56 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"sync"
+	"time"
+
+	"github.com/recoverydesk/recoverydesk/bot"
 )
 
-// startBot starts the Telegram bot when RECOVERYDESK_TELEGRAM_TOKEN is set: long polling, or,
-// with RECOVERYDESK_TELEGRAM_WEBHOOK_SECRET, the handler serve mounts at /telegram/webhook.
-// stop waits for the bot to finish.
+// startBot starts the Telegram bot when RECOVERYDESK_TELEGRAM_TOKEN is set: long polling (on the
+// one replica holding the poll lock, with PostgreSQL), or, with
+// RECOVERYDESK_TELEGRAM_WEBHOOK_SECRET, the handler serve mounts at /telegram/webhook (on every
+// replica). Its dispatcher delivers the outbox's Telegram notices either way. stop cancels the
+// bot and waits for it. A Bot API that cannot be reached at start fails the start: a wrong
+// token or endpoint should be seen at once.
 func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook http.Handler, stop func(), err error) {
-	return nil, func() {}, nil
+	cfg := o.cfg
+	if cfg.TelegramToken == "" {
+		return nil, func() {}, nil
+	}
+	b, err := bot.New(bot.Options{
+		Token:         cfg.TelegramToken,
+		Endpoint:      cfg.TelegramAPI,
+		WebhookSecret: cfg.TelegramWebhookSecret,
+		BaseURL:       baseURL,
+		Service:       o.svc,
+		Logger:        a.log.With("component", "telegram"),
+		Now:           time.Now, // cmd owns the real clock; the bot paces sending with it
+		HTTPClient:    &http.Client{Timeout: bot.DefaultPollTimeout + 30*time.Second},
+		PollLock: func(ctx context.Context) (func(), func(context.Context) bool, bool, error) {
+			return o.store.TryLock(ctx, bot.PollLockKey)
+		},
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg.Source("RECOVERYDESK_TELEGRAM_TOKEN"), err)
+	}
+	mode := "polling"
+	if cfg.TelegramWebhookSecret != "" {
+		mode = "webhook"
+		webhook = b.WebhookHandler()
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := b.Run(bctx); err != nil {
+			a.log.Error("telegram bot stopped", "err", err)
+		}
+	})
+	a.log.Info("telegram bot started", "mode", mode, "bot", b.UserName())
+	return webhook, func() {
+		cancel()
+		wg.Wait()
+	}, nil
 }

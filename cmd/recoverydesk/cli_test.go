@@ -59,7 +59,7 @@ func TestHelp(t *testing.T) {
 	}
 	// Later issues' commands are not offered.
 	out := mustRun(t, env, "--help")
-	for _, absent := range []string{"backup", "demo"} {
+	for _, absent := range []string{"backup"} {
 		if strings.Contains(out, absent) {
 			t.Errorf("help offers %q, which this version lacks", absent)
 		}
@@ -161,6 +161,7 @@ func TestConfig(t *testing.T) {
 			"RECOVERYDESK_API_KEYS":        "host=" + key + ", ci = " + key + "b",
 			"RECOVERYDESK_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.7, 2001:db8::/32",
 			"RECOVERYDESK_TELEGRAM_TOKEN":  "123:abc",
+			"RECOVERYDESK_METRICS_TOKEN":   "metrics-token",
 		}
 		c, err := loadConfig(getenv(env), nil)
 		if err != nil {
@@ -172,7 +173,7 @@ func TestConfig(t *testing.T) {
 		if strings.Join(c.TrustedProxyCIDRs, " ") != "10.0.0.0/8 192.168.1.7/32 2001:db8::/32" {
 			t.Errorf("proxies: %v", c.TrustedProxyCIDRs)
 		}
-		if l := c.laterSettingsInUse(); len(l) != 1 || l[0] != "RECOVERYDESK_TELEGRAM_TOKEN" {
+		if l := c.laterSettingsInUse(); len(l) != 1 || l[0] != "RECOVERYDESK_METRICS_TOKEN" {
 			t.Errorf("later settings in use: %v", l)
 		}
 	})

@@ -102,6 +102,7 @@ var commandList = [][2]string{
 	{"apikey revoke ID", "revoke an API key"},
 	{"audit verify [--checkpoint FILE]", "check the audit chain; with a checkpoint, also detect a truncated or rewritten tail"},
 	{"audit export [--out FILE]", "write the audit chain as JSONL and a signed checkpoint"},
+	{"demo", "seed a demo desk: agents with printed credentials, customers, tickets in every state"},
 	{"help [COMMAND]", "show help for a command"},
 }
 
@@ -126,10 +127,12 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.agent(ctx, args)
 	case "audit":
 		return a.audit(ctx, args)
+	case "demo":
+		return a.demo(ctx, args)
 	case "help":
 		return a.help(ctx, args)
 	default:
-		return usagef("", "unknown command %q; commands are serve, migrate, agent, apikey, audit, help", cmd)
+		return usagef("", "unknown command %q; commands are serve, migrate, agent, apikey, audit, demo, help", cmd)
 	}
 }
 

@@ -370,19 +370,18 @@ func TestServePostgres(t *testing.T) {
 // TestServeSettings: settings of later issues are accepted and said to be unused; the base URL
 // follows the flag; a busy address is one clear error.
 func TestServeSettings(t *testing.T) {
-	env := with(testEnv(t), "RECOVERYDESK_TELEGRAM_TOKEN", "123456:telegram-token-value",
+	env := with(testEnv(t), "RECOVERYDESK_METRICS_TOKEN", "metrics-token-value",
 		"RECOVERYDESK_MAIL_FROM", "desk@example.com", "RECOVERYDESK_TRUSTED_PROXIES", "10.0.0.0/8")
 	srv := startServer(t, env, "--base-url", "https://2fa.example.com")
 	log := srv.stderr.String()
-	if strings.Contains(log, "telegram bot disabled") ||
-		!strings.Contains(log, `"msg":"settings accepted but not used by this version yet","settings":["RECOVERYDESK_TELEGRAM_TOKEN"]`) ||
+	if !strings.Contains(log, `"msg":"settings accepted but not used by this version yet","settings":["RECOVERYDESK_METRICS_TOKEN"]`) ||
 		!strings.Contains(log, `"msg":"outbox dispatchers started","email":"files in `) ||
 		!strings.Contains(log, `"base_url":"https://2fa.example.com"`) ||
 		!strings.Contains(srv.stdout.String(), "Public URL (used in links): https://2fa.example.com\n") {
 		t.Errorf("start with later settings:\n%s\n%s", srv.stdout.String(), log)
 	}
-	if strings.Contains(log+srv.stdout.String(), "telegram-token-value") {
-		t.Error("the Telegram token appears in the output")
+	if strings.Contains(log+srv.stdout.String(), "metrics-token-value") {
+		t.Error("the metrics token appears in the output")
 	}
 	// A second server on the same address fails with one line.
 	addr := strings.TrimPrefix(srv.base, "http://")

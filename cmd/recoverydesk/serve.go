@@ -40,7 +40,8 @@ stops the start with a message saying which.
 SIGINT or SIGTERM stops it gracefully: requests in flight get up to 10 seconds to finish.`
 
 func (a *app) serve(ctx context.Context, args []string) error {
-	fs := a.command("serve", "serve [flags]", serveHelp)
+	fs := a.command("serve", "serve [--demo] [flags]", serveHelp)
+	demo := fs.Bool("demo", false, "seed the demo desk first (see 'recoverydesk demo --help'); a second start leaves it as it is")
 	pos, err := a.parseAll(fs, "serve", args)
 	if err != nil {
 		return err
@@ -53,6 +54,11 @@ func (a *app) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	err = a.withService(ctx, cfg, openOpts{migrate: true, keys: keyCreate, auditKey: true}, func(o *opened) error {
+		if *demo {
+			if err := a.seedDemo(ctx, o, cfg.resolveBaseURL(cfg.Addr)); err != nil {
+				return fmt.Errorf("demo: %w", err)
+			}
+		}
 		return a.listenAndServe(ctx, o)
 	})
 	if err == nil {

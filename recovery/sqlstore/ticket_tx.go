@@ -110,7 +110,42 @@ func (t *sqlTx) Tickets(f recovery.TicketFilter) ([]recovery.Ticket, error) {
 		q += " AND account_id = ?"
 		args = append(args, f.AccountID)
 	}
-	q += " ORDER BY created_at DESC, id"
+	if f.Channel != "" {
+		q += " AND channel = ?"
+		args = append(args, f.Channel)
+	}
+	switch f.AssigneeID {
+	case "":
+	case recovery.TicketUnassigned:
+		q += " AND assignee_id = ''"
+	default:
+		q += " AND assignee_id = ?"
+		args = append(args, f.AssigneeID)
+	}
+	if f.HighRisk {
+		q += " AND high_risk = ?"
+		args = append(args, true)
+	}
+	if f.Search != "" {
+		q += " AND (id = ? OR account_id = ? OR claimed = ?)"
+		args = append(args, f.Search, f.Search, f.Search)
+	}
+	var b binder
+	if !f.OpenedBefore.IsZero() {
+		q += " AND created_at < ?"
+		args = append(args, b.time(f.OpenedBefore))
+	}
+	// Keyset pagination (never OFFSET): the row-value comparison walks the
+	// tickets_created_idx index (created_at, id) from the cursor on.
+	if f.After != nil {
+		at := b.time(f.After.CreatedAt)
+		q += " AND (created_at < ? OR (created_at = ? AND id < ?))"
+		args = append(args, at, at, f.After.ID)
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	q += " ORDER BY created_at DESC, id DESC"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
