@@ -13,13 +13,14 @@ import (
 // startBot starts the Telegram bot when RECOVERYDESK_TELEGRAM_TOKEN is set: long polling (on the
 // one replica holding the poll lock, with PostgreSQL), or, with
 // RECOVERYDESK_TELEGRAM_WEBHOOK_SECRET, the handler serve mounts at /telegram/webhook (on every
-// replica). Its dispatcher delivers the outbox's Telegram notices either way. stop cancels the
+// replica). Its dispatcher delivers the outbox's Telegram notices either way. name is the bot's
+// username, for the end-user pages' t.me links ("" without a bot). stop cancels the
 // bot and waits for it. A Bot API that cannot be reached at start fails the start: a wrong
 // token or endpoint should be seen at once.
-func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook http.Handler, stop func(), err error) {
+func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook http.Handler, name string, stop func(), err error) {
 	cfg := o.cfg
 	if cfg.TelegramToken == "" {
-		return nil, func() {}, nil
+		return nil, "", func() {}, nil
 	}
 	b, err := bot.New(bot.Options{
 		Token:         cfg.TelegramToken,
@@ -35,7 +36,7 @@ func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook 
 		},
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", cfg.Source("RECOVERYDESK_TELEGRAM_TOKEN"), err)
+		return nil, "", nil, fmt.Errorf("%s: %w", cfg.Source("RECOVERYDESK_TELEGRAM_TOKEN"), err)
 	}
 	mode := "polling"
 	if cfg.TelegramWebhookSecret != "" {
@@ -50,7 +51,7 @@ func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook 
 		}
 	})
 	a.log.Info("telegram bot started", "mode", mode, "bot", b.UserName())
-	return webhook, func() {
+	return webhook, b.UserName(), func() {
 		cancel()
 		wg.Wait()
 	}, nil

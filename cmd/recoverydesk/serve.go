@@ -25,10 +25,15 @@ const (
 )
 
 const serveHelp = `
-Serve the host platform's JSON API (/api/v1, described by /api/openapi.yaml) and the health
-checks /healthz and /readyz on RECOVERYDESK_ADDR (default 127.0.0.1:8080). This is the default
-command: 'recoverydesk' alone serves. The agent console, the end-user pages and the Telegram bot
-come in later versions.
+Serve RecoveryDesk on RECOVERYDESK_ADDR (default 127.0.0.1:8080): the agent console (/console),
+the end-user pages (/account, /reenroll/<token>, /veto/<token>), the host platform's JSON API
+(/api/v1, described by /api/openapi.yaml) and the health checks /healthz and /readyz. This is the
+default command: 'recoverydesk' alone serves. With RECOVERYDESK_TELEGRAM_TOKEN it also runs the
+Telegram bot (long polling, or webhook mode at /telegram/webhook with
+RECOVERYDESK_TELEGRAM_WEBHOOK_SECRET). Background work: the outbox dispatchers (e-mail over SMTP
+or into recoverydesk-mail/, the host webhook) and the workflow's timers. On a database without
+agents it prints a one-time /setup/<token> link for the first admin. --demo seeds demo data
+first (see 'recoverydesk demo --help').
 
 On start it applies pending database migrations. With SQLite and no RECOVERYDESK_KEYS it uses
 the master key file recoverydesk.key beside the database, creating it (mode 0600) on the first
@@ -75,7 +80,7 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 	}
 	addr := ln.Addr().String()
 	baseURL := cfg.resolveBaseURL(addr)
-	webhook, stopBot, err := a.startBot(ctx, o, baseURL)
+	webhook, botName, stopBot, err := a.startBot(ctx, o, baseURL)
 	if err != nil {
 		ln.Close()
 		return err
@@ -83,6 +88,7 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 	defer stopBot()
 	h, err := console.New(console.Options{
 		TelegramWebhook: webhook,
+		TelegramBotName: botName,
 		Service:         o.svc,
 		Logger:          a.log,
 		TrustedProxies:  cfg.TrustedProxyCIDRs,

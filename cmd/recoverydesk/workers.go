@@ -29,7 +29,8 @@ func mailDir(dsn string) string {
 }
 
 // tickEvery is how often the workflow's timers are checked: a cooling-off that ended becomes
-// ready within this time (Execute also checks the time itself), idle tickets expire.
+// ready within this time (Execute also checks the time itself), idle tickets expire, and ended
+// agent sessions are deleted.
 const tickEvery = 30 * time.Second
 
 // tickWorkflow runs the workflow's timed transitions until ctx ends. With several replicas each
@@ -42,6 +43,9 @@ func (a *app) tickWorkflow(ctx context.Context, svc *recovery.Service) {
 			a.log.Error("workflow tick failed", "err", err)
 		} else if n > 0 {
 			a.log.Info("workflow tick", "tickets_changed", n)
+		}
+		if _, err := svc.PruneAgentSessions(ctx); err != nil && ctx.Err() == nil {
+			a.log.Error("pruning ended agent sessions failed", "err", err)
 		}
 		select {
 		case <-ctx.Done():
