@@ -153,8 +153,9 @@ func TestBrowserConsole(t *testing.T) {
 			t.Errorf("the audit timeline lacks %q:\n%s", want, timeline)
 		}
 	}
-	if strings.Index(timeline, "Reset requested") > strings.Index(timeline, "Reset executed") {
-		t.Errorf("the timeline is not in order:\n%s", timeline)
+	// Newest first: the execute above the approval above the request.
+	if i, j, k := strings.Index(timeline, "Reset executed"), strings.Index(timeline, "Reset approved"), strings.Index(timeline, "Reset requested"); !(i < j && j < k) {
+		t.Errorf("the timeline is not newest first:\n%s", timeline)
 	}
 	sup.shot(dir, "console-ticket-executed")
 

@@ -271,8 +271,9 @@ func chatTranscript(rs []tgReply, chat int64) string {
 // numbering updates from *upd.
 func runScript(t *testing.T, s *recovery.Service, upd *int64, script []string, emails map[int64]string, chats ...int64) {
 	t.Helper()
-	for _, text := range script {
+	for _, line := range script {
 		for _, chat := range chats {
+			text := line
 			if text == "" {
 				text = emails[chat]
 			}
