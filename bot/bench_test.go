@@ -147,7 +147,7 @@ func newBenchDesk(b *testing.B, run bool) *benchDesk {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := d.bot.Run(ctx); err != nil {
+			if err := d.bot.Poll(ctx); err != nil {
 				b.Errorf("Run: %v", err)
 			}
 		}()

@@ -92,6 +92,7 @@ func TestConsolePagesRenderInEveryState(t *testing.T) {
 			t.Fatalf("checklist %s: %d %s", row.Key, p.status, p.body)
 		}
 	}
+	check(recovery.TicketVerifying)
 	// The knowledge item through the form (shows match only), and the e-mail code read from the
 	// outbox as the user would read it from the mail.
 	d, _ = e.svc.TicketDetail(ctx, id)
@@ -121,23 +122,12 @@ func TestConsolePagesRenderInEveryState(t *testing.T) {
 	}
 	d, _ = e.svc.TicketDetail(ctx, id)
 	if len(d.Missing) > 0 {
-		// Items the console cannot pass here (knowledge facts, e-mail codes) are left to the
-		// browser test; the remaining states are reached only with a complete checklist.
-		p := bs[ag.ID].post(t, "/console/tickets/"+id+"/request", url.Values{"version": {itoa(d.Version)}, "reason": {"lost"}})
-		if p.status != http.StatusUnprocessableEntity || !strings.Contains(p.body, "Still needed") {
-			t.Fatalf("request with missing items: %d", p.status)
-		}
-		t.Logf("checklist still needs %v; states after verifying are covered by the browser test", d.Missing)
-		// A conflicting version shows the conflict and keeps the typed reason.
-		p = bs[ag.ID].post(t, "/console/tickets/"+id+"/reject", url.Values{"version": {"1"}, "reason": {"typed reason 123"}, "form": {"reject"}})
-		if p.status != http.StatusConflict || !strings.Contains(p.body, "Someone else changed this ticket") || !strings.Contains(p.body, "typed reason 123") {
-			t.Fatalf("conflict: %d", p.status)
-		}
-		if err := e.svc.Reject(ctx, agActor, id, d.Version, "not the owner"); err != nil {
-			t.Fatal(err)
-		}
-		check(recovery.TicketRejected)
-		return
+		t.Fatalf("the checklist passed through the console still needs %v", d.Missing)
+	}
+	// A conflicting version shows the conflict and keeps the typed reason.
+	p = bs[ag.ID].post(t, "/console/tickets/"+id+"/reject", url.Values{"version": {"1"}, "reason": {"typed reason 123"}, "form": {"reject"}})
+	if p.status != http.StatusConflict || !strings.Contains(p.body, "Someone else changed this ticket") || !strings.Contains(p.body, "typed reason 123") {
+		t.Fatalf("conflict: %d", p.status)
 	}
 	if err := e.svc.RequestReset(ctx, agActor, id, d.Version, "lost phone"); err != nil {
 		t.Fatal(err)
@@ -189,6 +179,37 @@ func TestConsolePagesRenderInEveryState(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(recovery.TicketRejected)
+
+	// The end states that need no checklist: withdrawn, self-service (closed) and expired.
+	next := func(account string) string {
+		t.Helper()
+		e.createAccount(t, account)
+		op, err := e.svc.OpenTicket(ctx, agActor, recovery.OpenRequest{Channel: recovery.ChannelConsole, Claimed: account, Message: hostile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op.TicketID
+	}
+	id = next("acct-w")
+	if err := e.svc.Withdraw(ctx, recovery.Actor{Type: recovery.ActorTelegramUser, ID: "42"}, id); err != nil {
+		t.Fatal(err)
+	}
+	check(recovery.TicketWithdrawn)
+	id = next("acct-s")
+	d, _ = e.svc.TicketDetail(ctx, id)
+	if err := e.svc.RecordPossession(ctx, agActor, id, d.Version, "possession", true, "has recovery codes"); err != nil {
+		t.Fatal(err)
+	}
+	check(recovery.TicketClosed)
+	id = next("acct-e")
+	e.clock.Add(recovery.TicketIdleExpiry)
+	if _, err := e.svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []consoleAgent{ag, sup, admin} {
+		bs[a.ID].signIn(t, a)
+	}
+	check(recovery.TicketExpired)
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
