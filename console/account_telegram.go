@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"errors"
 	"html/template"
 	"image/png"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"github.com/boombuler/barcode"
 	"github.com/boombuler/barcode/qr"
 	"github.com/gin-gonic/gin"
+
+	"github.com/recoverydesk/recoverydesk/recovery"
 )
 
 // telegramView is the security page's Telegram section.
@@ -17,6 +20,7 @@ type telegramView struct {
 	Available bool         // a bot is configured (Options.TelegramBotName)
 	Link      string       // the t.me deep link just made, shown once
 	QR        template.URL // the link as a QR code (data: URI)
+	Linked    bool         // a chat is linked to the account
 }
 
 // accountTelegramRoutes registers "Link Telegram" (a single-use, 10-minute /start token made by
@@ -26,8 +30,21 @@ func (s *server) accountTelegramRoutes(g *gin.RouterGroup) {
 	g.POST("/telegram/unlink", s.accountTelegramUnlink())
 }
 
+// telegramState reads whether the account has a linked chat, so the page offers "Link" or
+// "Unlink" (never the chat id).
 func (s *server) telegramState(c *gin.Context, accountID string) (telegramView, error) {
-	return telegramView{Available: s.telegramBot != ""}, nil
+	v := telegramView{Available: s.telegramBot != ""}
+	if !v.Available {
+		return v, nil
+	}
+	_, err := s.svc.TelegramLinkOf(c.Request.Context(), accountID)
+	switch {
+	case err == nil:
+		v.Linked = true
+	case !errors.Is(err, recovery.ErrNotFound):
+		return v, err
+	}
+	return v, nil
 }
 
 func (s *server) accountTelegramLink() gin.HandlerFunc {

@@ -78,6 +78,7 @@ type envOptions struct {
 	static  map[string]string
 	proxies []string
 	maxBody int64
+	botName string // the Telegram bot's username; "" hides the account page's Telegram section
 }
 
 // env is a real HTTP server over the real console, service and store.
@@ -123,11 +124,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.svc = svc
 	h, err := console.New(console.Options{
-		Service:        svc,
-		Logger:         slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		TrustedProxies: o.proxies,
-		BaseURL:        "http://127.0.0.1:8080",
-		MaxBodyBytes:   o.maxBody,
+		Service:         svc,
+		Logger:          slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		TrustedProxies:  o.proxies,
+		BaseURL:         "http://127.0.0.1:8080",
+		MaxBodyBytes:    o.maxBody,
+		TelegramBotName: o.botName,
 	})
 	if err != nil {
 		t.Fatal(err)
