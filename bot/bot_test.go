@@ -101,13 +101,17 @@ func TestLostDeviceConversation(t *testing.T) {
 	if err := e.svc.Approve(bg, sup, id, version(t, e, id), e.clock.Now().Add(-time.Minute), "ok"); err != nil {
 		t.Fatal(err)
 	}
-	// The veto notice goes to the linked chat.
-	sent := e.tg.WaitSent(t, chat, n+5, 15*time.Second)
-	if !strings.Contains(sent[n+4].Text, "/veto/") {
-		t.Fatalf("veto notice %q", sent[n+4].Text)
+	// The requester hears that the checks are complete, then the veto notice goes to the
+	// linked chat (which is the requester's: no separate approval message).
+	sent := e.tg.WaitSent(t, chat, n+6, 15*time.Second)
+	if !strings.Contains(sent[n+4].Text, "identity checks are complete") {
+		t.Fatalf("status notice %q", sent[n+4].Text)
+	}
+	if !strings.Contains(sent[n+5].Text, "/veto/") {
+		t.Fatalf("veto notice %q", sent[n+5].Text)
 	}
 	e.tg.SendText(chat, "alice", "/status")
-	st := e.last(chat, n+6)
+	st := e.last(chat, n+7)
 	if !strings.Contains(st.Text, "waiting period") || !strings.Contains(st.Text, "protection") || !strings.Contains(st.Text, "UTC") {
 		t.Fatalf("status %q", st.Text)
 	}
@@ -115,7 +119,7 @@ func TestLostDeviceConversation(t *testing.T) {
 	if err := e.svc.Execute(bg, sup2, id, version(t, e, id), e.clock.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	e.bumpAndWait(chat, n+7, "/reenroll/")
+	e.bumpAndWait(chat, n+8, "/reenroll/")
 }
 
 // bumpAndWait waits for the n-th message to chat (the dispatcher finds it within Wake) and checks

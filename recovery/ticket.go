@@ -553,9 +553,15 @@ func (s *Service) ticketChange(ctx context.Context, actor Actor, role, ticketID 
 			}
 		}
 		tl := ticketLog{newAuditLog(tx, now, actor), t.ID}
+		before := t.State
 		changed, refusal, err := fn(tx, tl, a, &t, now)
 		if refusal != nil || err != nil || !changed {
 			return refusal, err
+		}
+		if t.State != before {
+			if err := s.tellRequester(tx, tl, t); err != nil {
+				return nil, err
+			}
 		}
 		t.Version++
 		t.UpdatedAt = now

@@ -969,3 +969,49 @@ func TestStateMachineEdges(t *testing.T) {
 		}
 	})
 }
+
+// TestRequesterHearsStatus: a Telegram requester is told when the checks are complete, when the
+// request is approved (with the waiting period) and when it is rejected — never account data.
+func TestRequesterHearsStatus(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *sqlstore.Store, dsn string) {
+		d := newDesk(t, s, dsn)
+		id := d.open(recovery.OpenRequest{Channel: recovery.ChannelTelegram, Claimed: customerEmail, ChatID: "5005", Message: "lost it"})
+		d.passChecklistAllowMissing(id)
+		for _, key := range []string{"document", "callback"} {
+			if err := d.svc.Attest(bg, d.agent, id, d.ticket(id).Version, key, true, "checked", ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.svc.RequestReset(bg, d.agent, id, d.ticket(id).Version, "verified"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.svc.Approve(bg, d.sup, id, d.ticket(id).Version, d.stepUp(), ""); err != nil {
+			t.Fatal(err)
+		}
+		id2 := d.open(recovery.OpenRequest{Channel: recovery.ChannelTelegram, Claimed: "nobody@example.com", ChatID: "6006"})
+		if err := d.svc.Reject(bg, d.agent, id2, d.ticket(id2).Version, "no such account"); err != nil {
+			t.Fatal(err)
+		}
+		var texts []string
+		for _, n := range d.deliver(recovery.NoticeTelegram) {
+			if n.Kind != "status" {
+				continue
+			}
+			if strings.Contains(n.Body, customerEmail) || strings.Contains(n.Body, customer) {
+				t.Fatalf("status message shows account data: %q", n.Body)
+			}
+			texts = append(texts, n.To+": "+n.Body)
+		}
+		got := strings.Join(texts, "\n")
+		for _, want := range []string{"5005: Your request " + id + ": the identity checks are complete",
+			"5005: Your request " + id + " was approved. For your protection there is a waiting period until",
+			"6006: We could not complete your request " + id2} {
+			if !strings.Contains(got, want) {
+				t.Errorf("missing %q in:\n%s", want, got)
+			}
+		}
+		if len(texts) != 3 {
+			t.Fatalf("%d status messages:\n%s", len(texts), got)
+		}
+	})
+}
