@@ -27,6 +27,9 @@ import (
 // dispatcher) against the fake over real HTTP with the real client library. BenchmarkBotSending
 // measures the dispatcher's pacing on its own.
 
+// telegramBroadcastLimit is Telegram's documented limit of messages a second across chats.
+const telegramBroadcastLimit = 30
+
 // benchChats is the number of chats the updates are spread across.
 const benchChats = 1000
 
@@ -147,7 +150,7 @@ func newBenchDesk(b *testing.B, run bool) *benchDesk {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := d.bot.Poll(ctx); err != nil {
+			if err := d.bot.Run(ctx); err != nil {
 				b.Errorf("Run: %v", err)
 			}
 		}()
@@ -229,21 +232,25 @@ func BenchmarkBotUpdates(b *testing.B) {
 }
 
 // BenchmarkBotSending measures the dispatcher's pacing with the default buckets (25 a second
-// overall, 1 a second per chat): 150 replies queued for 100 chats (50 of them get two) are
-// delivered to the fake, and the arrival times at the fake give the overall rate (sent/s), the
-// busiest second (max_per_s) and the smallest gap between two messages to one chat
-// (min_chat_gap_ms). It runs once whatever b.N is: its length is set by the pacing (~6 s).
+// overall, 1 a second per chat): 150 replies queued for 100 chats — 6 each for 10 busy chats,
+// 1 for the others — are delivered to the fake, and the arrival times at the fake give the
+// overall rate (sent/s), the most messages in any one-second window (max_per_s; Telegram's
+// broadcast limit is about 30) and the smallest gap between two messages to one chat
+// (min_chat_gap_ms; at least 1 s). It runs once whatever b.N is: the pacing sets its length.
 func BenchmarkBotSending(b *testing.B) {
 	d := newBenchDesk(b, false)
-	const chats, extra = 100, 50
-	total := chats + extra
+	const chats, busy, rounds = 100, 10, 6
+	total := chats + busy*(rounds-1)
 	// The replies are queued by processing updates (the poller alone, no dispatcher).
 	ctx, cancel := context.WithCancel(bg)
 	polled := make(chan struct{})
 	go func() { defer close(polled); d.bot.Poll(ctx) }()
-	for i := range total {
-		chat := 20_000_000 + int64(i%chats)
-		d.tg.SendText(chat, "u", "/start")
+	for r := range rounds {
+		for i := range chats {
+			if r == 0 || i < busy {
+				d.tg.SendText(20_000_000+int64(i), "u", "/start")
+			}
+		}
 	}
 	if got := d.clock.wait(total, time.Minute); got < total {
 		b.Fatalf("%d of %d updates processed", got, total)
@@ -284,11 +291,19 @@ func BenchmarkBotSending(b *testing.B) {
 		j, _ := slices.BinarySearchFunc(all, all[i].Add(time.Second), func(x, t time.Time) int { return x.Compare(t) })
 		busiest = max(busiest, j-i)
 	}
-	b.ReportMetric(float64(total-1)/all[len(all)-1].Sub(all[0]).Seconds(), "sent/s")
+	rate := float64(total-1) / all[len(all)-1].Sub(all[0]).Seconds()
+	b.ReportMetric(rate, "sent/s")
 	b.ReportMetric(float64(busiest), "max_per_s")
 	b.ReportMetric(float64(minGap.Microseconds())/1000, "min_chat_gap_ms")
 	b.ReportMetric(0, "ns/op")
-	if busiest > int(bot.DefaultRate)+1 || minGap < time.Second {
-		b.Errorf("pacing broken: %d messages in one second, smallest per-chat gap %v", busiest, minGap)
+	b.Logf("%d messages in %v: %.1f sent/s, at most %d in one second, smallest per-chat gap %v",
+		total, all[len(all)-1].Sub(all[0]).Round(time.Millisecond), rate, busiest, minGap.Round(time.Millisecond))
+	if rate > bot.DefaultRate*1.05 || minGap < time.Second {
+		b.Errorf("pacing broken: %.1f messages a second, smallest per-chat gap %v", rate, minGap)
+	}
+	// The bucket starts full (25) and refills at 25/s, so the first second may see up to 50:
+	// above Telegram's ~30/s. Reported to the bot's owner; checked here against Telegram's limit.
+	if busiest > telegramBroadcastLimit {
+		b.Errorf("%d messages within one second: Telegram allows about %d", busiest, telegramBroadcastLimit)
 	}
 }

@@ -16,11 +16,12 @@ import (
 // and Telegram's arrival never makes two messages look closer than the limit.
 const chatMargin = 1.02
 
-// limiter paces sending: a token bucket for all chats (rate a second, burst rate), one message
+// limiter paces sending: a token bucket for all chats (rate a second, burst rate/5), one message
 // per 1/chatRate per chat, and a global pause after Telegram's 429 retry_after.
 type limiter struct {
 	now      func() time.Time
 	rate     float64
+	burst    float64 // bucket size
 	interval time.Duration
 
 	mu     sync.Mutex
@@ -31,7 +32,10 @@ type limiter struct {
 }
 
 func newLimiter(now func() time.Time, rate, chatRate float64) *limiter {
-	return &limiter{now: now, rate: rate, tokens: rate, filled: now(),
+	// The bucket holds a fifth of a second's tokens: a full bucket plus a second's refill stays
+	// within 1.2 × rate in any one second (30 at the default 25/s, Telegram's own limit).
+	burst := max(1, rate/5)
+	return &limiter{now: now, rate: rate, burst: burst, tokens: burst, filled: now(),
 		interval: time.Duration(float64(time.Second) / chatRate * chatMargin), last: map[int64]time.Time{}}
 }
 
@@ -57,7 +61,7 @@ func (l *limiter) take(chat int64) time.Duration {
 	if now.Before(l.paused) {
 		return l.paused.Sub(now)
 	}
-	l.tokens = min(l.rate, l.tokens+now.Sub(l.filled).Seconds()*l.rate)
+	l.tokens = min(l.burst, l.tokens+now.Sub(l.filled).Seconds()*l.rate)
 	l.filled = now
 	var wait time.Duration
 	if l.tokens < 1 {

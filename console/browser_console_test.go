@@ -221,7 +221,9 @@ func (p *consolePerson) visible(sel string) bool {
 	return n > 0
 }
 
-func jsString(s string) string { return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"` }
+func jsString(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
 
 // open loads path and waits for sel.
 func (p *consolePerson) open(path, sel string) {

@@ -112,7 +112,6 @@ const (
 	textTalkInTicket    = "Write your message here and support will read it in your request %s."
 	textAlreadyOpen     = "You already have request %s open. Write here anything you want support to know."
 	textCancelled       = "Your request %s is withdrawn. If you need help again, send /start."
-	textLeft            = "This chat no longer follows request %s. Support keeps working on it through the channel it was opened from."
 	textCannotCancel    = "Request %s can no longer be withdrawn here (%s). If something is wrong, write here and support will read it."
 	textClosedStart     = "Your request %s is finished. Send /start if you need help again."
 	textAttachNoTicket  = "Please start a request first: tap \"I lost my authenticator\", then send the file again."
@@ -151,12 +150,17 @@ func looksLikeEmail(s string) bool {
 }
 
 // statusText says where a ticket stands, in plain words. own is false when the chat joined a
-// ticket another channel opened: it is told only that support has it (a joined ticket's details
-// would reveal that the account exists and what happens to it).
+// ticket another channel opened: it hears exactly what a chat that named an unknown e-mail hears
+// about its own unmatched ticket — waiting for an agent, or declined, withdrawn or expired — since
+// anything else would reveal that the account exists and what happens to it.
 func statusText(t Ticket, own bool) string {
 	id := t.ID
-	if !own && t.State.Active() {
-		return "Your request " + id + " is with our support team. They will write here if they need anything from you."
+	if !own {
+		switch t.State {
+		case TicketRejected, TicketWithdrawn, TicketExpired:
+		default:
+			t.State = TicketOpen
+		}
 	}
 	utc := func(x time.Time) string { return x.UTC().Format("2 Jan 2006 15:04 UTC") }
 	switch t.State {
@@ -405,9 +409,11 @@ func (b *botTurn) cancel() error {
 		return nil
 	}
 	if t.ChatID != b.chatID {
-		// A chat that joined another channel's ticket cannot withdraw it: it proves nothing.
+		// A chat that joined another channel's ticket cannot withdraw it (it proves nothing): it
+		// stops following it, and hears the words an unmatched request's withdrawal gets, so
+		// that the answer does not tell whether the account exists.
 		b.chat.State, b.chat.TicketID = BotStateIdle, ""
-		b.say(textLeft, t.ID)
+		b.say(textCancelled, t.ID)
 		return nil
 	}
 	t, err = b.tx.LockTicket(t.ID)
