@@ -15,10 +15,14 @@ import (
 	"github.com/recoverydesk/recoverydesk/recovery"
 )
 
-// verifyMaxAge is how long the audit page reuses a verify of the whole chain: long enough that
-// paging through the log does not walk the chain each time, short enough that tampering shows
-// within a minute.
-const verifyMaxAge = time.Minute
+// verifyMaxAge is how long the audit page reuses its verify report before a walk of the events
+// appended since (recovery.VerifyCache; a full walk at least hourly), and verifyWait how long a
+// request waits for that walk before it shows the report it has: the page never hangs on a long
+// chain.
+const (
+	verifyMaxAge = time.Minute
+	verifyWait   = 300 * time.Millisecond
+)
 
 // auditTimeLayouts are the accepted forms of the from/until filters (UTC): the date and the
 // browser's datetime-local value.
@@ -63,12 +67,12 @@ func (s *server) auditPage(verify *recovery.VerifyCache) gin.HandlerFunc {
 		ctx := c.Request.Context()
 		q := c.Request.URL.Query()
 		data := map[string]any{"Q": queryValues(q)}
-		rep, at, err := s.svc.VerifyAuditCached(ctx, verify, verifyMaxAge)
+		rep, at, pending, err := s.svc.VerifyAuditCached(ctx, verify, verifyMaxAge, verifyWait)
 		if err != nil {
 			s.failPage(c, err)
 			return
 		}
-		data["Verify"], data["VerifiedAt"] = rep, at
+		data["Verify"], data["VerifiedAt"], data["VerifyPending"] = rep, at, pending
 		f, err := auditFilter(q)
 		if err == nil {
 			var page recovery.AuditPage

@@ -409,8 +409,12 @@ func (s *Service) ExportAudit(ctx context.Context, w io.Writer) (ChainReport, er
 }
 
 func (s *Service) eachEvent(ctx context.Context, fn func(Event) bool) error {
+	return s.eachEventAfter(ctx, 0, fn)
+}
+
+// eachEventAfter calls fn for every event with seq > after, in order, until fn returns false.
+func (s *Service) eachEventAfter(ctx context.Context, after int64, fn func(Event) bool) error {
 	const page = 2000
-	var after int64
 	for {
 		var evs []Event
 		err := s.store.View(ctx, func(tx ReadTx) error {

@@ -118,31 +118,91 @@ func (s *Service) ExportAuditEvents(ctx context.Context, f AuditFilter, fn func(
 	}
 }
 
-// VerifyCache keeps the last outcome of VerifyAudit for a while: walking the chain reads every
-// event, too much for each view of the audit page. The zero value is ready; it is safe for
-// concurrent use.
+// VerifyCache keeps the console's view of the chain's integrity between requests. Walking a chain
+// of a million events takes seconds, so walks run in the background: each continues from the
+// last verified event, and a full walk from the first event runs at least every FullVerifyEvery
+// (an edit of an old row is caught then, and by `recoverydesk audit verify` at any time). The
+// zero value is ready.
 type VerifyCache struct {
-	mu  sync.Mutex
-	at  time.Time
-	rep ChainReport
-	ok  bool
+	mu      sync.Mutex
+	v       *ChainVerifier // where the last walk stopped; nil before the first
+	after   int64          // the last seq v has read
+	rep     ChainReport
+	at      time.Time // when rep was made
+	fullAt  time.Time // when the last walk from the first event began
+	err     error     // the last walk's failure, reported once
+	running chan struct{}
 }
 
-// VerifyAuditCached returns the chain's verify report, walking the chain again only when the
-// cached one is older than maxAge. It also returns when the report was made.
-func (s *Service) VerifyAuditCached(ctx context.Context, c *VerifyCache, maxAge time.Duration) (ChainReport, time.Time, error) {
+// FullVerifyEvery bounds how long an edit of an already verified event can go unseen by the
+// console's cached verify status.
+const FullVerifyEvery = time.Hour
+
+// VerifyAuditCached returns the chain's latest verify report and when it was made. When that
+// report is older than maxAge (or there is none), a walk starts in the background and the call
+// waits for it at most wait; pending is true while no report exists yet.
+func (s *Service) VerifyAuditCached(ctx context.Context, c *VerifyCache, maxAge, wait time.Duration) (rep ChainReport, at time.Time, pending bool, err error) {
+	c.mu.Lock()
+	now := s.now()
+	if c.err != nil {
+		err, c.err = c.err, nil
+		c.mu.Unlock()
+		return ChainReport{}, time.Time{}, false, err
+	}
+	stale := c.v == nil || now.Sub(c.at) >= maxAge || now.Before(c.at)
+	if stale && c.running == nil {
+		c.running = make(chan struct{})
+		go s.verifyWalk(context.WithoutCancel(ctx), c, now)
+	}
+	running := c.running
+	c.mu.Unlock()
+	if running != nil && wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-running:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	now := s.now()
-	if c.ok && now.Sub(c.at) < maxAge && !now.Before(c.at) {
-		return c.rep, c.at, nil
+	if c.err != nil {
+		err, c.err = c.err, nil
+		return ChainReport{}, time.Time{}, false, err
 	}
-	rep, err := s.VerifyAudit(ctx, nil)
+	return c.rep, c.at, c.v == nil, nil
+}
+
+// verifyWalk walks the chain for c: on from c's verifier, or from the first event when there is
+// none, the chain was bad, or the last full walk is older than FullVerifyEvery.
+func (s *Service) verifyWalk(ctx context.Context, c *VerifyCache, now time.Time) {
+	c.mu.Lock()
+	v, after, full := c.v, c.after, false
+	if v == nil || !v.Report().OK() || now.Sub(c.fullAt) >= FullVerifyEvery || now.Before(c.fullAt) {
+		v, after, full = NewChainVerifier(), 0, true
+	} else {
+		cp := *v // the page goes on showing the old report while this walk runs
+		v = &cp
+	}
+	c.mu.Unlock()
+	err := s.eachEventAfter(ctx, after, func(e Event) bool {
+		ok := v.Add(e)
+		after = e.Seq
+		return ok
+	})
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err != nil {
-		return ChainReport{}, time.Time{}, err
+		c.err = err
+	} else {
+		c.v, c.after, c.rep, c.at = v, after, v.Report(), now
+		if full {
+			c.fullAt = now
+		}
 	}
-	c.at, c.rep, c.ok = now, rep, true
-	return rep, now, nil
+	close(c.running)
+	c.running = nil
 }
 
 // PendingApprovals lists up to limit tickets waiting for a supervisor's approval, those that

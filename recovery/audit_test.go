@@ -160,3 +160,51 @@ func TestExportLinesReverify(t *testing.T) {
 		t.Fatal("heads differ")
 	}
 }
+
+// TestVerifyCacheWalksOnAndFull: the console's cached verify continues from the last verified
+// event, and a full walk within FullVerifyEvery catches an edit of an event already verified.
+func TestVerifyCacheWalksOnAndFull(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, st *sqlstore.Store, dsn string) {
+		ctx := context.Background()
+		c := newClock()
+		s := newService(t, st, c)
+		actor := recovery.Actor{Type: recovery.ActorSystem, ID: "fixture"}
+		for i := 0; i < 5; i++ {
+			if err := recovery.AppendTestEvent(ctx, s, actor, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var vc recovery.VerifyCache
+		get := func() recovery.ChainReport {
+			t.Helper()
+			rep, _, pending, err := s.VerifyAuditCached(ctx, &vc, time.Minute, 10*time.Second)
+			if err != nil || pending {
+				t.Fatalf("verify: pending %v, %v", pending, err)
+			}
+			return rep
+		}
+		if rep := get(); !rep.OK() || rep.Count != 5 {
+			t.Fatalf("first walk: %+v", rep)
+		}
+		for i := 5; i < 8; i++ {
+			recovery.AppendTestEvent(ctx, s, actor, i)
+		}
+		if rep := get(); rep.Count != 5 {
+			t.Fatalf("within maxAge the report is reused: %+v", rep)
+		}
+		c.Add(time.Minute)
+		if rep := get(); !rep.OK() || rep.Count != 8 {
+			t.Fatalf("walk on: %+v", rep)
+		}
+		storetest.DropAuditGuards(t, dsn)
+		storetest.Exec(t, dsn, "UPDATE audit_events SET reason = 'edited' WHERE seq = 2")
+		c.Add(time.Minute)
+		if rep := get(); !rep.OK() {
+			t.Fatalf("an incremental walk re-reads old events: %+v", rep)
+		}
+		c.Add(recovery.FullVerifyEvery)
+		if rep := get(); rep.OK() || rep.BadSeq != 2 {
+			t.Fatalf("the full walk missed the edit: %+v", rep)
+		}
+	})
+}

@@ -1015,3 +1015,50 @@ func TestRequesterHearsStatus(t *testing.T) {
 		}
 	})
 }
+
+// TestTicketListFilters lists tickets by the active set, one state and several states (each a
+// different query shape in the store), newest first.
+func TestTicketListFilters(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *sqlstore.Store, dsn string) {
+		d := newDesk(t, s, dsn)
+		var ids []string
+		for i := 0; i < 4; i++ {
+			acc := fmt.Sprintf("list-%d", i)
+			if _, _, err := d.svc.UpsertAccount(bg, apiActor, acc, recovery.AccountInput{Email: ptr(acc + "@example.com")}); err != nil {
+				t.Fatal(err)
+			}
+			o, err := d.svc.OpenTicket(bg, apiActor, recovery.OpenRequest{Channel: recovery.ChannelAPI, Claimed: acc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, o.TicketID)
+			d.clock.Add(time.Second)
+		}
+		if err := d.svc.Reject(bg, d.agent, ids[1], d.ticket(ids[1]).Version, "no"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.svc.Withdraw(bg, apiActor, ids[2]); err != nil {
+			t.Fatal(err)
+		}
+		list := func(states ...recovery.TicketState) string {
+			ts, err := d.svc.Tickets(bg, recovery.TicketFilter{States: states})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, tk := range ts {
+				out = append(out, tk.ID)
+			}
+			return strings.Join(out, " ")
+		}
+		if got, want := list(recovery.ActiveTicketStates...), ids[3]+" "+ids[0]; got != want {
+			t.Errorf("active: %s, want %s", got, want)
+		}
+		if got := list(recovery.TicketRejected); got != ids[1] {
+			t.Errorf("rejected: %s", got)
+		}
+		if got, want := list(recovery.TicketRejected, recovery.TicketWithdrawn), ids[2]+" "+ids[1]; got != want {
+			t.Errorf("rejected or withdrawn: %s, want %s", got, want)
+		}
+	})
+}

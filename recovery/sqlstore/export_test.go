@@ -8,3 +8,6 @@ func BatchStats(s *Store) (batches, requests int64) {
 
 // QueueLen is how many Updates wait for the SQLite writer.
 func QueueLen(s *Store) int { return len(s.w.reqs) }
+
+// ActiveStatesSQL is the queue index's predicate, for the test that keeps it in step with the domain.
+const ActiveStatesSQL = activeStatesSQL

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -785,4 +786,27 @@ func TestTimeOutOfRange(t *testing.T) {
 			t.Fatalf("a time that cannot be stored exactly: %v, want the range error", err)
 		}
 	})
+}
+
+// TestActiveStatesIndexMatchesDomain keeps the queue's partial index and the domain's list of
+// active states the same: a state added to one and not the other would silently drop tickets
+// from the index's queue, or make it unusable.
+func TestActiveStatesIndexMatchesDomain(t *testing.T) {
+	var quoted []string
+	for _, s := range recovery.ActiveTicketStates {
+		quoted = append(quoted, "'"+string(s)+"'")
+	}
+	want := "state IN (" + strings.Join(quoted, ", ") + ")"
+	if sqlstore.ActiveStatesSQL != want {
+		t.Fatalf("activeStatesSQL %q, want %q", sqlstore.ActiveStatesSQL, want)
+	}
+	for _, d := range []string{"sqlite", "postgres"} {
+		b, err := os.ReadFile("migrations/" + d + "/00009_queue.sql")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), "WHERE "+want+";") {
+			t.Fatalf("%s migration's index predicate differs from %q", d, want)
+		}
+	}
 }
