@@ -139,8 +139,8 @@ type VerifyCache struct {
 const FullVerifyEvery = time.Hour
 
 // VerifyAuditCached returns the chain's latest verify report and when it was made. When that
-// report is older than maxAge (or there is none), a walk starts in the background and the call
-// waits for it at most wait; pending is true while no report exists yet.
+// report is older than maxAge (or there is none), a walk starts in the background; the call that
+// starts the first walk waits for it at most wait; pending is true while no report exists.
 func (s *Service) VerifyAuditCached(ctx context.Context, c *VerifyCache, maxAge, wait time.Duration) (rep ChainReport, at time.Time, pending bool, err error) {
 	c.mu.Lock()
 	now := s.now()
@@ -150,13 +150,16 @@ func (s *Service) VerifyAuditCached(ctx context.Context, c *VerifyCache, maxAge,
 		return ChainReport{}, time.Time{}, false, err
 	}
 	stale := c.v == nil || now.Sub(c.at) >= maxAge || now.Before(c.at)
+	started := false
 	if stale && c.running == nil {
-		c.running = make(chan struct{})
+		c.running, started = make(chan struct{}), true
 		go s.verifyWalk(context.WithoutCancel(ctx), c, now)
 	}
-	running := c.running
+	running, have := c.running, c.v != nil
 	c.mu.Unlock()
-	if running != nil && wait > 0 {
+	// Only the request that starts the very first walk waits, a little, so that a short chain
+	// shows its result at once; every other request answers with what there is.
+	if started && !have && wait > 0 {
 		t := time.NewTimer(wait)
 		select {
 		case <-running:

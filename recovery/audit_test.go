@@ -175,13 +175,24 @@ func TestVerifyCacheWalksOnAndFull(t *testing.T) {
 			}
 		}
 		var vc recovery.VerifyCache
+		// get returns the report of a walk made at the clock's current time: a stale report
+		// starts a walk in the background, so it asks again until that walk has finished.
 		get := func() recovery.ChainReport {
 			t.Helper()
-			rep, _, pending, err := s.VerifyAuditCached(ctx, &vc, time.Minute, 10*time.Second)
-			if err != nil || pending {
-				t.Fatalf("verify: pending %v, %v", pending, err)
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				rep, at, pending, err := s.VerifyAuditCached(ctx, &vc, time.Minute, 10*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !pending && at.Equal(c.Now()) {
+					return rep
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no report of a walk at %v (pending %v, last at %v)", c.Now(), pending, at)
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			return rep
 		}
 		if rep := get(); !rep.OK() || rep.Count != 5 {
 			t.Fatalf("first walk: %+v", rep)

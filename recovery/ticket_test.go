@@ -1054,6 +1054,16 @@ func TestTicketListFilters(t *testing.T) {
 		if got, want := list(recovery.ActiveTicketStates...), ids[3]+" "+ids[0]; got != want {
 			t.Errorf("active: %s, want %s", got, want)
 		}
+		// Keyset pages of one: the cursor of the first page's last row gives the next row.
+		first, err := d.svc.Tickets(bg, recovery.TicketFilter{States: recovery.ActiveTicketStates, Limit: 1})
+		if err != nil || len(first) != 1 || first[0].ID != ids[3] {
+			t.Fatalf("page 1: %v %v", first, err)
+		}
+		second, err := d.svc.Tickets(bg, recovery.TicketFilter{States: recovery.ActiveTicketStates, Limit: 1,
+			After: &recovery.TicketCursor{CreatedAt: first[0].CreatedAt, ID: first[0].ID}})
+		if err != nil || len(second) != 1 || second[0].ID != ids[0] {
+			t.Fatalf("page 2: %v %v", second, err)
+		}
 		if got := list(recovery.TicketRejected); got != ids[1] {
 			t.Errorf("rejected: %s", got)
 		}

@@ -117,14 +117,20 @@ func sameStates(a, b []recovery.TicketState) bool {
 }
 
 func (t *sqlTx) Tickets(f recovery.TicketFilter) ([]recovery.Ticket, error) {
-	q := "SELECT " + ticketCols + " FROM tickets WHERE 1 = 1"
+	from := " FROM tickets"
 	var args []any
+	var where string
 	switch {
 	case len(f.States) == 0:
 	case sameStates(f.States, recovery.ActiveTicketStates):
-		q += " AND " + activeStatesSQL // tickets_active_created_idx, already in page order
+		where += " AND " + activeStatesSQL // tickets_active_created_idx, already in page order
+		if t.dialect == DialectSQLite && f.Search == "" && f.AccountID == "" {
+			// Without statistics SQLite's planner prefers the state index and sorts every
+			// active ticket; the partial index reads just the page.
+			from += " INDEXED BY tickets_active_created_idx"
+		}
 	case len(f.States) == 1:
-		q += " AND state = ?" // tickets_state_created_idx, already in page order
+		where += " AND state = ?" // tickets_state_created_idx, already in page order
 		args = append(args, string(f.States[0]))
 	default:
 		// Several states that no index orders together: walk tickets_created_idx in page order
@@ -135,49 +141,49 @@ func (t *sqlTx) Tickets(f recovery.TicketFilter) ([]recovery.Ticket, error) {
 		if t.dialect == DialectPostgres {
 			col = "state"
 		}
-		q += " AND " + col + " IN (" + ph + ")"
+		where += " AND " + col + " IN (" + ph + ")"
 		args = append(args, sa...)
 	}
 	if f.AccountID != "" {
-		q += " AND account_id = ?"
+		where += " AND account_id = ?"
 		args = append(args, f.AccountID)
 	}
 	if f.Channel != "" {
-		q += " AND channel = ?"
+		where += " AND channel = ?"
 		args = append(args, f.Channel)
 	}
 	switch f.AssigneeID {
 	case "":
 	case recovery.TicketUnassigned:
-		q += " AND assignee_id = ''"
+		where += " AND assignee_id = ''"
 	default:
-		q += " AND assignee_id = ?"
+		where += " AND assignee_id = ?"
 		args = append(args, f.AssigneeID)
 	}
 	if f.HighRisk {
-		q += " AND high_risk = ?"
+		where += " AND high_risk = ?"
 		args = append(args, true)
 	}
 	if f.Search != "" {
-		q += " AND (id = ? OR account_id = ? OR claimed = ?)"
+		where += " AND (id = ? OR account_id = ? OR claimed = ?)"
 		args = append(args, f.Search, f.Search, f.Search)
 	}
 	var b binder
 	if !f.OpenedBefore.IsZero() {
-		q += " AND created_at < ?"
+		where += " AND created_at < ?"
 		args = append(args, b.time(f.OpenedBefore))
 	}
 	// Keyset pagination (never OFFSET): the row-value comparison walks the
 	// tickets_created_idx index (created_at, id) from the cursor on.
 	if f.After != nil {
 		at := b.time(f.After.CreatedAt)
-		q += " AND (created_at < ? OR (created_at = ? AND id < ?))"
-		args = append(args, at, at, f.After.ID)
+		where += " AND (created_at, id) < (?, ?)"
+		args = append(args, at, f.After.ID)
 	}
 	if b.err != nil {
 		return nil, b.err
 	}
-	q += " ORDER BY created_at DESC, id DESC"
+	q := "SELECT " + ticketCols + from + " WHERE 1 = 1" + where + " ORDER BY created_at DESC, id DESC"
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}
