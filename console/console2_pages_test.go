@@ -242,6 +242,11 @@ func TestConsole2Pages(t *testing.T) {
 	if p.status != http.StatusOK || strings.Count(p.body, "<svg") != 4 || strings.Count(p.body, "<rect") < 20 || strings.Contains(p.body, "<script") {
 		t.Fatalf("dashboard: %d, %d svg, %d rect", p.status, strings.Count(p.body, "<svg"), strings.Count(p.body, "<rect"))
 	}
+	// Category labels sit under the baseline of their chart, not at its top.
+	if n, m := strings.Count(p.body, `class="label"`), strings.Count(p.body, `class="label" x=`); n == 0 || n != m ||
+		strings.Contains(p.body, `class="label" x="0" y=""`) || regexp.MustCompile(`class="label" x="\d+" y=""`).MatchString(p.body) {
+		t.Fatal("dashboard labels have no baseline")
+	}
 
 	// Agents admin: add shows the setup link once.
 	p = admin.post(t, "/console/agents", url.Values{"email": {"new@desk.test"}, "name": {"New Agent"}, "role": {"agent"}})
