@@ -42,6 +42,18 @@ func checkStepUp(stepUpAt, now time.Time) error {
 	return nil
 }
 
+// decisionCheck is what approving and denying share: a ticket pending approval, a fresh step-up,
+// and separation of duties.
+func decisionCheck(a Agent, t *Ticket, stepUpAt, now time.Time) error {
+	if t.State != TicketPendingApproval {
+		return ErrTicketState
+	}
+	if err := checkStepUp(stepUpAt, now); err != nil {
+		return err
+	}
+	return twoPersonCheck(a, t)
+}
+
 // twoPersonCheck applies separation of duties for approving or denying: the approver is not the
 // requester (nor the target, checked by ticketChange), and staff targets need an admin.
 func twoPersonCheck(a Agent, t *Ticket) error {
@@ -70,13 +82,7 @@ func (s *Service) Approve(ctx context.Context, actor Actor, ticketID string, ver
 		return err
 	}
 	return s.ticketChange(ctx, actor, RoleSupervisor, ticketID, version, func(tx Tx, tl ticketLog, a Agent, t *Ticket, now time.Time) (bool, error, error) {
-		if t.State != TicketPendingApproval {
-			return false, ErrTicketState, nil
-		}
-		if err := checkStepUp(stepUpAt, now); err != nil {
-			return false, err, nil
-		}
-		if err := twoPersonCheck(a, t); err != nil {
+		if err := decisionCheck(a, t, stepUpAt, now); err != nil {
 			return false, err, nil
 		}
 		// The checklist is judged again: nothing may have changed it since the request, but the
@@ -162,13 +168,7 @@ func (s *Service) Deny(ctx context.Context, actor Actor, ticketID string, versio
 		return err
 	}
 	return s.ticketChange(ctx, actor, RoleSupervisor, ticketID, version, func(tx Tx, tl ticketLog, a Agent, t *Ticket, now time.Time) (bool, error, error) {
-		if t.State != TicketPendingApproval {
-			return false, ErrTicketState, nil
-		}
-		if err := checkStepUp(stepUpAt, now); err != nil {
-			return false, err, nil
-		}
-		if err := twoPersonCheck(a, t); err != nil {
+		if err := decisionCheck(a, t, stepUpAt, now); err != nil {
 			return false, err, nil
 		}
 		t.ClosedAt = now
