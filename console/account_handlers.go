@@ -375,15 +375,25 @@ func (s *server) linkInvalid(c *gin.Context) {
 		Message: "The link may have expired or been used already.", Detail: supportContact})
 }
 
+// reenrollAccount finds the account a re-enrollment link is for, or answers the request itself
+// (the one "not valid any more" page, or a 500) and reports false.
+func (s *server) reenrollAccount(c *gin.Context, token string) (string, bool) {
+	id, err := s.svc.ReenrollLink(c.Request.Context(), token)
+	switch {
+	case errors.Is(err, recovery.ErrLinkUnavailable):
+		s.linkInvalid(c)
+		return "", false
+	case err != nil:
+		s.failPage(c, err)
+		return "", false
+	}
+	return id, true
+}
+
 func (s *server) reenrollPage() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token := c.Param("token")
-		if _, err := s.svc.ReenrollLink(c.Request.Context(), token); err != nil {
-			if errors.Is(err, recovery.ErrLinkUnavailable) {
-				s.linkInvalid(c)
-				return
-			}
-			s.failPage(c, err)
+		if _, ok := s.reenrollAccount(c, token); !ok {
 			return
 		}
 		s.render(c, http.StatusOK, "account/reenroll", reenrollPage{Action: "/reenroll/" + token})
@@ -394,17 +404,12 @@ func (s *server) reenrollStart() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token := c.Param("token")
 		ctx := c.Request.Context()
-		id, err := s.svc.ReenrollLink(ctx, token)
-		if errors.Is(err, recovery.ErrLinkUnavailable) {
-			s.linkInvalid(c)
-			return
-		}
-		if err != nil {
-			s.failPage(c, err)
+		id, ok := s.reenrollAccount(c, token)
+		if !ok {
 			return
 		}
 		actor := s.endUser(c, id)
-		err = s.svc.AccountReauth(ctx, actor, id, c.PostForm("password"))
+		err := s.svc.AccountReauth(ctx, actor, id, c.PostForm("password"))
 		if errors.Is(err, recovery.ErrUnauthorized) || errors.Is(err, recovery.ErrTooManyAttempts) {
 			s.render(c, http.StatusUnauthorized, "account/reenroll", reenrollPage{Action: "/reenroll/" + token, Error: reauthFailed})
 			return
@@ -431,13 +436,8 @@ func (s *server) reenrollConfirm() gin.HandlerFunc {
 	return func(c *gin.Context) {
 		token := c.Param("token")
 		ctx := c.Request.Context()
-		id, err := s.svc.ReenrollLink(ctx, token)
-		if errors.Is(err, recovery.ErrLinkUnavailable) {
-			s.linkInvalid(c)
-			return
-		}
-		if err != nil {
-			s.failPage(c, err)
+		id, ok := s.reenrollAccount(c, token)
+		if !ok {
 			return
 		}
 		res, err := s.svc.ConfirmEnrollment(ctx, s.endUser(c, id), id, c.PostForm("code"))

@@ -19,19 +19,27 @@ func (s *Service) RequestReset(ctx context.Context, actor Actor, ticketID string
 		if err := checkable(t); err != nil {
 			return false, err, nil
 		}
-		miss, self, err := s.missing(tx, *t)
-		if err != nil {
-			return false, nil, err
-		}
-		if self {
-			return false, ErrSelfService, nil
-		}
-		if len(miss) > 0 {
-			return false, &MissingError{Missing: miss}, nil
+		if refusal, err := s.policySatisfied(tx, *t); refusal != nil || err != nil {
+			return false, refusal, err
 		}
 		t.RequestedBy, t.RequestedAt = a.ID, now
 		return true, nil, setState(tl, t, "requested", TicketPendingApproval, reason, now, map[string]any{"requested_by": a.ID, "policy_version": t.PolicyVersion})
 	})
+}
+
+// policySatisfied refuses a reset the checklist does not support: ErrSelfService when the user
+// still has a working factor, a MissingError listing what the policy still needs.
+func (s *Service) policySatisfied(tx ReadTx, t Ticket) (refusal, err error) {
+	miss, self, err := s.missing(tx, t)
+	switch {
+	case err != nil:
+		return nil, err
+	case self:
+		return ErrSelfService, nil
+	case len(miss) > 0:
+		return &MissingError{Missing: miss}, nil
+	}
+	return nil, nil
 }
 
 // checkStepUp refuses a step-up older than StepUpMaxAge (or in the future).
@@ -87,15 +95,8 @@ func (s *Service) Approve(ctx context.Context, actor Actor, ticketID string, ver
 		}
 		// The checklist is judged again: nothing may have changed it since the request, but the
 		// approver's decision must rest on a satisfied policy.
-		miss, self, err := s.missing(tx, *t)
-		if err != nil {
-			return false, nil, err
-		}
-		if self {
-			return false, ErrSelfService, nil
-		}
-		if len(miss) > 0 {
-			return false, &MissingError{Missing: miss}, nil
+		if refusal, err := s.policySatisfied(tx, *t); refusal != nil || err != nil {
+			return false, refusal, err
 		}
 		wait := CoolingOff
 		if t.HighRisk {
