@@ -198,14 +198,22 @@ func (s *Service) Reject(ctx context.Context, actor Actor, ticketID string, vers
 // Withdraw is the user cancelling their request (before it is executed).
 func (s *Service) Withdraw(ctx context.Context, actor Actor, ticketID string) error {
 	return s.ticketChange(ctx, actor, "", ticketID, 0, func(tx Tx, tl ticketLog, _ Agent, t *Ticket, now time.Time) (bool, error, error) {
-		switch t.State {
-		case TicketOpen, TicketVerifying, TicketPendingApproval, TicketCoolingOff, TicketReady:
-		default:
+		if !t.State.withdrawable() {
 			return false, ErrTicketState, nil
 		}
 		t.ClosedAt = now
 		return true, nil, setState(tl, t, "withdrawn", TicketWithdrawn, "", now, nil)
 	})
+}
+
+// withdrawable reports whether the user may still cancel a ticket in this state: anything before
+// the reset is carried out, and not a frozen ticket (an admin decides that one).
+func (s TicketState) withdrawable() bool {
+	switch s {
+	case TicketOpen, TicketVerifying, TicketPendingApproval, TicketCoolingOff, TicketReady:
+		return true
+	}
+	return false
 }
 
 // readyIfDue moves a cooling-off ticket whose window has ended to ready.

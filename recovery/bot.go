@@ -316,17 +316,7 @@ func (b *botTurn) step(newID string) error {
 	case ButtonStatus:
 		return b.status()
 	case ButtonSupport:
-		t, ok, err := b.ticket()
-		if err != nil {
-			return err
-		}
-		if ok {
-			b.say(textTalkInTicket, t.ID)
-			return nil
-		}
-		b.chat.State, b.chat.TicketID = BotStateAwaitingEmail, ""
-		b.say(textTalkNoTicket)
-		return nil
+		return b.askEmailUnlessInTicket(textTalkInTicket, textTalkNoTicket)
 	case "":
 	default:
 		b.say(textUnknown)
@@ -366,17 +356,21 @@ func (b *botTurn) ticket() (Ticket, bool, error) {
 	return t, t.State.Active(), nil
 }
 
-func (b *botTurn) lost() error {
+func (b *botTurn) lost() error { return b.askEmailUnlessInTicket(textAlreadyOpen, textAskEmail) }
+
+// askEmailUnlessInTicket points a chat with an active ticket to it (inTicket, with the ticket id),
+// and otherwise asks for the account's e-mail (ask).
+func (b *botTurn) askEmailUnlessInTicket(inTicket, ask string) error {
 	t, ok, err := b.ticket()
 	if err != nil {
 		return err
 	}
 	if ok {
-		b.say(textAlreadyOpen, t.ID)
+		b.say(inTicket, t.ID)
 		return nil
 	}
 	b.chat.State, b.chat.TicketID = BotStateAwaitingEmail, ""
-	b.say(textAskEmail)
+	b.say(ask)
 	return nil
 }
 
@@ -420,9 +414,7 @@ func (b *botTurn) cancel() error {
 	if err != nil {
 		return err
 	}
-	switch t.State {
-	case TicketOpen, TicketVerifying, TicketPendingApproval, TicketCoolingOff, TicketReady:
-	default:
+	if !t.State.withdrawable() {
 		b.say(textCannotCancel, t.ID, strings.ReplaceAll(string(t.State), "_", " "))
 		return nil
 	}
