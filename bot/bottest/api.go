@@ -376,24 +376,43 @@ func (s *Server) sendMessage(_ *http.Request, p url.Values) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	text, mode, rawMarkup := p.Get("text"), p.Get("parse_mode"), p.Get("reply_markup")
-	if aerr := checkText(text, mode); aerr != nil {
-		return nil, aerr
-	}
-	buttons, aerr := parseMarkup(rawMarkup)
+	ct, aerr := parseContent(p)
 	if aerr != nil {
 		return nil, aerr
 	}
 	id := s.nextMsgID
 	s.nextMsgID++
-	msg := s.messageJSON(id, chatID, c, botUser(), text, rawMarkup)
-	s.messages[msgKey{chatID, id}] = storedMsg{fromBot: true, text: text, markup: rawMarkup, raw: msg}
+	return s.storeBotMessageLocked("sendMessage", chatID, id, c, ct), nil
+}
+
+// content is the text and markup of a sendMessage or editMessageText call, checked as Telegram
+// checks them.
+type content struct {
+	text, mode, rawMarkup string
+	buttons               [][]Button
+}
+
+func parseContent(p url.Values) (content, *apiError) {
+	ct := content{text: p.Get("text"), mode: p.Get("parse_mode"), rawMarkup: p.Get("reply_markup")}
+	if aerr := checkText(ct.text, ct.mode); aerr != nil {
+		return content{}, aerr
+	}
+	var aerr *apiError
+	ct.buttons, aerr = parseMarkup(ct.rawMarkup)
+	return ct, aerr
+}
+
+// storeBotMessageLocked keeps the bot's message id of chat as ct says and records the call;
+// callers hold s.mu.
+func (s *Server) storeBotMessageLocked(method string, chatID int64, id int, c chat, ct content) any {
+	msg := s.messageJSON(id, chatID, c, botUser(), ct.text, ct.rawMarkup)
+	s.messages[msgKey{chatID, id}] = storedMsg{fromBot: true, text: ct.text, markup: ct.rawMarkup, raw: msg}
 	s.sent = append(s.sent, Message{
-		Method: "sendMessage", ChatID: chatID, MessageID: id, Text: text, ParseMode: mode,
-		ReplyMarkup: rawMarkup, Buttons: buttons, At: s.now(),
+		Method: method, ChatID: chatID, MessageID: id, Text: ct.text, ParseMode: ct.mode,
+		ReplyMarkup: ct.rawMarkup, Buttons: ct.buttons, At: s.now(),
 	})
 	s.notify()
-	return msg, nil
+	return msg
 }
 
 func (s *Server) editMessageText(_ *http.Request, p url.Values) (any, *apiError) {
@@ -414,25 +433,14 @@ func (s *Server) editMessageText(_ *http.Request, p url.Values) (any, *apiError)
 	case !old.fromBot:
 		return nil, badRequest("message can't be edited")
 	}
-	text, mode, rawMarkup := p.Get("text"), p.Get("parse_mode"), p.Get("reply_markup")
-	if aerr := checkText(text, mode); aerr != nil {
-		return nil, aerr
-	}
-	buttons, aerr := parseMarkup(rawMarkup)
+	ct, aerr := parseContent(p)
 	if aerr != nil {
 		return nil, aerr
 	}
-	if text == old.text && rawMarkup == old.markup {
+	if ct.text == old.text && ct.rawMarkup == old.markup {
 		return nil, badRequest("message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message")
 	}
-	msg := s.messageJSON(id, chatID, c, botUser(), text, rawMarkup)
-	s.messages[msgKey{chatID, id}] = storedMsg{fromBot: true, text: text, markup: rawMarkup, raw: msg}
-	s.sent = append(s.sent, Message{
-		Method: "editMessageText", ChatID: chatID, MessageID: id, Text: text, ParseMode: mode,
-		ReplyMarkup: rawMarkup, Buttons: buttons, At: s.now(),
-	})
-	s.notify()
-	return msg, nil
+	return s.storeBotMessageLocked("editMessageText", chatID, id, c, ct), nil
 }
 
 func (s *Server) answerCallbackQuery(_ *http.Request, p url.Values) (any, *apiError) {
