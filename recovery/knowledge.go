@@ -390,66 +390,45 @@ func validGrouping(groups []string) bool {
 	return western || indian
 }
 
+// currencySymbols maps folded currency symbols and names to the ISO 4217 codes they may mean
+// (a read-only table).
+var currencySymbols = map[string][]string{
+	"$": {"USD"}, "US$": {"USD"},
+	"€": {"EUR"}, "EURO": {"EUR"}, "EUROS": {"EUR"},
+	"£": {"GBP"},
+	"¥": {"JPY", "CNY"},
+	"円": {"JPY"},
+	"元": {"CNY"}, "RMB": {"CNY"},
+	"₽": {"RUB"}, "РУБ": {"RUB"},
+	"₹":  {"INR"},
+	"₩":  {"KRW"},
+	"₺":  {"TRY"},
+	"₴":  {"UAH"},
+	"₸":  {"KZT"},
+	"₪":  {"ILS"},
+	"₫":  {"VND"},
+	"฿":  {"THB"},
+	"₦":  {"NGN"},
+	"₱":  {"PHP"},
+	"₿":  {"BTC"},
+	"ZŁ": {"PLN"},
+	"KČ": {"CZK"},
+	"R$": {"BRL"},
+	"C$": {"CAD"}, "CA$": {"CAD"},
+	"A$": {"AUD"}, "AU$": {"AUD"},
+	"NZ$": {"NZD"},
+	"HK$": {"HKD"},
+	"S$":  {"SGD"},
+	"MX$": {"MXN"},
+}
+
 // currencyCodes returns the ISO 4217 codes (and the common crypto codes) a folded currency code
 // or symbol means.
 func currencyCodes(tok string) ([]string, bool) {
 	// foldKnowledge has made letters the smallest of their case orbit: upper case for Latin and
 	// Cyrillic.
-	switch tok {
-	case "$", "US$":
-		return []string{"USD"}, true
-	case "€", "EURO", "EUROS":
-		return []string{"EUR"}, true
-	case "£":
-		return []string{"GBP"}, true
-	case "¥":
-		return []string{"JPY", "CNY"}, true
-	case "円":
-		return []string{"JPY"}, true
-	case "元", "RMB":
-		return []string{"CNY"}, true
-	case "₽", "РУБ":
-		return []string{"RUB"}, true
-	case "₹":
-		return []string{"INR"}, true
-	case "₩":
-		return []string{"KRW"}, true
-	case "₺":
-		return []string{"TRY"}, true
-	case "₴":
-		return []string{"UAH"}, true
-	case "₸":
-		return []string{"KZT"}, true
-	case "₪":
-		return []string{"ILS"}, true
-	case "₫":
-		return []string{"VND"}, true
-	case "฿":
-		return []string{"THB"}, true
-	case "₦":
-		return []string{"NGN"}, true
-	case "₱":
-		return []string{"PHP"}, true
-	case "₿":
-		return []string{"BTC"}, true
-	case "ZŁ":
-		return []string{"PLN"}, true
-	case "KČ":
-		return []string{"CZK"}, true
-	case "R$":
-		return []string{"BRL"}, true
-	case "C$", "CA$":
-		return []string{"CAD"}, true
-	case "A$", "AU$":
-		return []string{"AUD"}, true
-	case "NZ$":
-		return []string{"NZD"}, true
-	case "HK$":
-		return []string{"HKD"}, true
-	case "S$":
-		return []string{"SGD"}, true
-	case "MX$":
-		return []string{"MXN"}, true
+	if codes, ok := currencySymbols[tok]; ok {
+		return codes, true
 	}
 	const codes = " AED ARS AUD AZN BGN BHD BRL BTC BYN CAD CHF CLP CNY COP CZK DKK EGP ETH EUR GBP GEL HKD HUF IDR " +
 		"ILS INR ISK JPY KES KRW KWD KZT MAD MXN MYR NGN NOK NZD PEN PHP PKR PLN QAR RON RSD RUB SAR SEK SGD THB TRY TWD " +
