@@ -102,18 +102,22 @@ func TestFactorEventsAndRecoveryCodeNotice(t *testing.T) {
 			t.Fatal(err)
 		}
 		var events []string
-		svc.DispatchDue(bg, recovery.NoticeWebhook, 10, func(_ context.Context, n recovery.Notice) error {
+		if _, err := svc.DispatchDue(bg, recovery.NoticeWebhook, 10, func(_ context.Context, n recovery.Notice) error {
 			events = append(events, n.Kind)
 			return nil
-		})
+		}); err != nil {
+			t.Fatal(err)
+		}
 		if strings.Join(events, ",") != "factor.enrolled,factor.suspended" {
 			t.Fatalf("host events %v", events)
 		}
 		var mails []recovery.Notice
-		svc.DispatchDue(bg, recovery.NoticeEmail, 10, func(_ context.Context, n recovery.Notice) error {
+		if _, err := svc.DispatchDue(bg, recovery.NoticeEmail, 10, func(_ context.Context, n recovery.Notice) error {
 			mails = append(mails, n)
 			return nil
-		})
+		}); err != nil {
+			t.Fatal(err)
+		}
 		if len(mails) != 1 || mails[0].Kind != "recovery_code_used" || mails[0].To != "ev-1@example.com" ||
 			!strings.Contains(mails[0].Body, "9 recovery codes are left") || strings.Contains(mails[0].Body, codes[0]) {
 			t.Fatalf("recovery-code notice: %+v", mails)
