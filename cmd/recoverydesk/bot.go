@@ -29,7 +29,7 @@ func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook 
 		BaseURL:       baseURL,
 		Service:       o.svc,
 		Logger:        a.log.With("component", "telegram"),
-		Now:           time.Now, // cmd owns the real clock; the bot paces sending with it
+		Now:           a.now, // cmd owns the clock; the bot paces sending with it
 		HTTPClient:    &http.Client{Timeout: bot.DefaultPollTimeout + 30*time.Second},
 		PollLock: func(ctx context.Context) (func(), func(context.Context) bool, bool, error) {
 			return o.store.TryLock(ctx, bot.PollLockKey)

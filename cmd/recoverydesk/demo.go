@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/recoverydesk/recoverydesk/recovery"
 )
@@ -58,7 +57,7 @@ func (a *app) seedDemo(ctx context.Context, o *opened, baseURL string) error {
 		}
 	}
 	// The demo runs its own seeding clock in the past and ends at the real time, which cmd owns.
-	res, err := recovery.SeedDemo(ctx, o.store, recovery.Options{Now: time.Now, Keys: o.keys, Issuer: cfg.Issuer,
+	res, err := recovery.SeedDemo(ctx, o.store, recovery.Options{Now: a.now, Keys: o.keys, Issuer: cfg.Issuer,
 		BaseURL: baseURL, HostWebhook: cfg.HostWebhookURL != "", Policy: policy})
 	if err != nil {
 		return err

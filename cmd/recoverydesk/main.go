@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"regexp"
@@ -22,6 +23,7 @@ import (
 	"strings"
 	"syscall"
 	"text/tabwriter"
+	"time"
 )
 
 func main() {
@@ -73,6 +75,10 @@ type app struct {
 	stderr  io.Writer
 	overlay map[string]string
 	log     *slog.Logger
+	// now is the clock of every command; clock is its control, mounted by serve at
+	// /test/clock, and nil except in a binary built with the rdtest tag (clock_rdtest.go).
+	now   func() time.Time
+	clock http.Handler
 }
 
 // run is the whole program. args[0] is the program name. It returns nil on success, a
@@ -85,7 +91,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		overlay: map[string]string{},
 		log:     slog.New(slog.NewJSONHandler(stderr, nil)),
 	}
-	err := a.dispatch(ctx, args[1:])
+	now, clock, err := newClock(getenv)
+	if err != nil {
+		return err
+	}
+	a.now, a.clock = now, clock
+	err = a.dispatch(ctx, args[1:])
 	if errors.Is(err, errHelpShown) {
 		return nil
 	}

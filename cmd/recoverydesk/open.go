@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/recoverydesk/recoverydesk/recovery"
 	"github.com/recoverydesk/recoverydesk/recovery/sqlstore"
@@ -77,7 +76,7 @@ func (a *app) open(ctx context.Context, cfg *Config, o openOpts) (*opened, error
 		return nil, openError(cfg.DB, err)
 	}
 	// cmd owns the real clock; the domain takes it from here.
-	svc, err := recovery.New(store, recovery.Options{Now: time.Now, Keys: keys, Issuer: cfg.Issuer,
+	svc, err := recovery.New(store, recovery.Options{Now: a.now, Keys: keys, Issuer: cfg.Issuer,
 		StaticAPIKeys: cfg.StaticAPIKeys, BaseURL: cfg.resolveBaseURL(cfg.Addr), HostWebhook: cfg.HostWebhookURL != "",
 		Policy: policy})
 	if err != nil {

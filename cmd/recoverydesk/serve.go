@@ -100,7 +100,7 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 		return fmt.Errorf("console: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           h,
+		Handler:           a.mount(h),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -132,6 +132,9 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 		return err
 	}
 
+	if a.clock != nil {
+		a.log.Warn("test clock control at /test/clock (binary built with -tags rdtest): never run this build in production")
+	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	a.log.Info("listening", "addr", addr, "base_url", baseURL, "db", redactDSN(cfg.DB),
@@ -159,4 +162,16 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 		return fmt.Errorf("serve: %w", err)
 	}
 	return nil
+}
+
+// mount puts the routes that live outside the console beside it: the test clock's control in a
+// binary built with the rdtest tag.
+func (a *app) mount(console http.Handler) http.Handler {
+	if a.clock == nil {
+		return console
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/test/clock", a.clock)
+	mux.Handle("/", console)
+	return mux
 }

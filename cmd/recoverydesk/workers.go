@@ -80,7 +80,7 @@ func (a *app) startWorkers(ctx context.Context, o *opened) (stop func(), err err
 	var webhook recovery.Sender
 	if cfg.HostWebhookURL != "" {
 		// cmd owns the real clock; the signature's timestamp is taken from it.
-		w, err := notify.NewWebhook(cfg.HostWebhookURL, cfg.HostWebhookSecret, notify.WebhookOptions{Now: time.Now})
+		w, err := notify.NewWebhook(cfg.HostWebhookURL, cfg.HostWebhookSecret, notify.WebhookOptions{Now: a.now})
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", cfg.Source("RECOVERYDESK_HOST_WEBHOOK_URL"), err)
 		}
