@@ -233,6 +233,10 @@ func TestServe(t *testing.T) {
 			t.Errorf("GET %s = %d, want 200", path, code)
 		}
 	}
+	// The test clock's control exists only in a binary built with -tags rdtest.
+	if code := httpGet(t, base+"/test/clock", ""); code != http.StatusNotFound {
+		t.Errorf("GET /test/clock on a production build = %d, want 404", code)
+	}
 
 	// A key added with the CLI while the server runs authenticates against the server.
 	out := mustRun(t, env, "apikey", "add", "--name", "host")
