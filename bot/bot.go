@@ -59,6 +59,11 @@ type Options struct {
 	// PollLock elects the polling replica: it returns ok when this process may poll, and lost
 	// reports whether the lock has since gone. nil means always (SQLite, one process).
 	PollLock func(ctx context.Context) (release func(), lost func(context.Context) bool, ok bool, err error)
+	// OnAPIError, when set, hears each failed Bot API call (for metrics): method is the Bot API
+	// method (getMe, getUpdates, sendMessage, setWebhook, answerCallbackQuery, getFile); code
+	// is Telegram's error code (429, 400, 403, 5xx…), or 0 when no answer came (the network).
+	// It must be quick and safe for concurrent use.
+	OnAPIError func(method string, code int)
 }
 
 // Bot is the Telegram bot: it turns updates into calls of the domain and delivers the outbox's
@@ -77,6 +82,7 @@ type Bot struct {
 	lock    func(ctx context.Context) (func(), func(context.Context) bool, bool, error)
 	limit   *limiter
 	kick    chan struct{}
+	onError func(method string, code int)
 }
 
 // New connects to the Bot API (getMe) and returns the bot. Its errors never carry the token.
@@ -114,9 +120,10 @@ func New(o Options) (*Bot, error) {
 	}
 	b := &Bot{svc: o.Service, log: o.Logger, token: o.Token, fileURL: o.FileEndpoint, secret: o.WebhookSecret,
 		baseURL: strings.TrimRight(o.BaseURL, "/"), client: o.HTTPClient, poll: o.PollTimeout, wake: o.Wake,
-		lock: o.PollLock, limit: newLimiter(o.Now, o.Rate, o.ChatRate), kick: make(chan struct{}, 1)}
+		lock: o.PollLock, limit: newLimiter(o.Now, o.Rate, o.ChatRate), kick: make(chan struct{}, 1), onError: o.OnAPIError}
 	api, err := tgbotapi.NewBotAPIWithClient(o.Token, o.Endpoint, o.HTTPClient)
 	if err != nil {
+		b.apiError("getMe", err)
 		return nil, fmt.Errorf("bot: connect to the Bot API: %w", b.scrub(err))
 	}
 	b.api = api
@@ -142,6 +149,22 @@ func (b *Bot) scrub(err error) error {
 		msg = strings.ReplaceAll(msg, b.token, "<token>")
 	}
 	return errors.New(msg)
+}
+
+// apiError tells Options.OnAPIError about a failed Bot API call.
+func (b *Bot) apiError(method string, err error) {
+	if b.onError == nil || err == nil {
+		return
+	}
+	code := 0
+	var tgErr *tgbotapi.Error
+	if errors.As(err, &tgErr) {
+		code = tgErr.Code
+		if tgErr.RetryAfter > 0 {
+			code = http.StatusTooManyRequests
+		}
+	}
+	b.onError(method, code)
 }
 
 // Run does the bot's background work until ctx ends: the dispatcher, and either polling or, in
@@ -172,6 +195,7 @@ func (b *Bot) SetWebhook(ctx context.Context) error {
 	p["secret_token"] = b.secret
 	p["allowed_updates"] = `["message","callback_query"]`
 	if _, err := b.api.MakeRequest("setWebhook", p); err != nil {
+		b.apiError("setWebhook", err)
 		return fmt.Errorf("bot: setWebhook: %w", b.scrub(err))
 	}
 	b.log.Info("telegram webhook registered", "url", p["url"])
@@ -185,6 +209,7 @@ func (b *Bot) Handle(ctx context.Context, u tgbotapi.Update) (processed bool, er
 	if answer != "" {
 		// The button's spinner stops whatever happens next; a failure here loses nothing.
 		if _, err := b.api.Request(tgbotapi.NewCallback(answer, "")); err != nil {
+			b.apiError("answerCallbackQuery", err)
 			b.log.Debug("answerCallbackQuery failed", "err", b.scrub(err))
 		}
 	}
@@ -256,6 +281,7 @@ func Parse(u tgbotapi.Update) (in recovery.TelegramIn, answer string) {
 func (b *Bot) download(ctx context.Context, fileID string) (string, error) {
 	f, err := b.api.GetFile(tgbotapi.FileConfig{FileID: fileID})
 	if err != nil {
+		b.apiError("getFile", err)
 		return "", fmt.Errorf("bot: getFile: %w", b.scrub(err))
 	}
 	if f.FilePath == "" || strings.Contains(f.FilePath, "..") {

@@ -64,6 +64,9 @@ func (b *Bot) pollHeld(ctx context.Context, lost func(context.Context) bool) {
 			continue
 		}
 		ups, err := b.getUpdates(ctx, offset)
+		if err != nil && ctx.Err() == nil {
+			b.apiError("getUpdates", err)
+		}
 		if err != nil {
 			var tgErr *tgbotapi.Error
 			if errors.As(err, &tgErr) && tgErr.RetryAfter > 0 {

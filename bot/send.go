@@ -159,6 +159,7 @@ func (b *Bot) SendNotice(ctx context.Context, n recovery.Notice) error {
 	if err == nil {
 		return nil
 	}
+	b.apiError("sendMessage", err)
 	var tgErr *tgbotapi.Error
 	if errors.As(err, &tgErr) {
 		e := errors.New("telegram: " + http.StatusText(tgErr.Code) + ": " + tgErr.Message)

@@ -263,7 +263,7 @@ func (s *Service) confirmEnrollment(ctx context.Context, actor Actor, accountID,
 			"drift_seconds": drift, "recovery_codes": len(codes), "after_reset": wasReset,
 		})
 	})
-	return out, err
+	return out, s.refused(FactorTOTP, "confirm", err)
 }
 
 // attemptTOTP evaluates a normalized code against sealed inside tx: backoff, window, replay and
@@ -380,7 +380,7 @@ func (s *Service) verify(ctx context.Context, actor Actor, accountID, code, purp
 		out.DriftSeconds = drift
 		return refusal, err
 	})
-	return out, err
+	return out, s.refused(FactorTOTP, purpose, err)
 }
 
 // activeFactor loads a factor that can take a TOTP code, or the refusal that applies.
@@ -451,7 +451,7 @@ func (s *Service) UseRecoveryCode(ctx context.Context, actor Actor, accountID, c
 		out, refusal, err = s.attemptRecoveryCode(tx, newAuditLog(tx, now, actor), &f, norm, now, actor.IP, "sign_in")
 		return refusal, err
 	})
-	return out, err
+	return out, s.refused(FactorRecoveryCode, "sign_in", err)
 }
 
 func (s *Service) attemptRecoveryCode(tx Tx, al *auditLog, f *Factor, norm string, now time.Time, ip, purpose string) (RecoveryCodeUsed, error, error) {
@@ -561,7 +561,7 @@ func (s *Service) RegenerateRecoveryCodes(ctx context.Context, actor Actor, acco
 		})
 	})
 	if err != nil {
-		return nil, err
+		return nil, s.refused(FactorTOTP, "regenerate", err)
 	}
 	return codes, nil
 }
@@ -583,7 +583,11 @@ func (s *Service) disable(ctx context.Context, actor Actor, accountID, code stri
 		return invalidf("code must be 6 digits or a recovery code")
 	}
 	now := s.now()
-	return s.update(ctx, func(tx Tx) (error, error) {
+	factor := FactorTOTP
+	if totpErr != nil {
+		factor = FactorRecoveryCode
+	}
+	return s.refused(factor, "disable", s.update(ctx, func(tx Tx) (error, error) {
 		f, refusal, err := activeFactor(tx, accountID, actor.IP, now)
 		if rcErr == nil && errors.Is(refusal, ErrSuspended) {
 			refusal = nil
@@ -619,7 +623,7 @@ func (s *Service) disable(ctx context.Context, actor Actor, accountID, code stri
 			return nil, after(tx, al)
 		}
 		return nil, nil
-	})
+	}))
 }
 
 // hostFactorEvent tells the host platform about a host account's factor; agents' internal

@@ -79,7 +79,11 @@ func (s *Service) BeginMove(ctx context.Context, actor Actor, accountID, code st
 		})
 	})
 	if err != nil {
-		return Enrollment{}, err
+		factor := FactorTOTP
+		if !isTOTP {
+			factor = FactorRecoveryCode
+		}
+		return Enrollment{}, s.refused(factor, "move", err)
 	}
 	en.URI, en.QRPNG, err = provisioning(s.issuer, name, secret) // outside the transaction
 	return en, err
@@ -139,7 +143,7 @@ func (s *Service) ConfirmMove(ctx context.Context, actor Actor, accountID, code 
 			fmt.Sprintf("Two-factor authentication on your account was moved to a new phone at %s. The old phone's codes no longer work, and a new set of recovery codes replaced the old one.\n\n"+
 				"If this was not you, contact support right away.\n", now.UTC().Format("2006-01-02 15:04 UTC")))
 	})
-	return out, err
+	return out, s.refused(FactorTOTP, "move_confirm", err)
 }
 
 // TurnOff is the owner turning 2FA off on the end-user pages: the account password (with the

@@ -24,6 +24,9 @@ type Options struct {
 	HostWebhook bool
 	// Policy is the recovery policy; nil means DefaultPolicy().
 	Policy *Policy
+	// Observer, when set, hears outcomes (code checks, throttles, suspensions, failed
+	// deliveries) after their transactions commit; see Observer. nil observes nothing.
+	Observer Observer
 }
 
 // Service is the domain's entry point. Adapters call it; it decides and the store persists.
@@ -37,6 +40,7 @@ type Service struct {
 	baseURL    string
 	webhook    bool
 	policy     *Policy
+	observer   Observer
 }
 
 // New builds a Service over store.
@@ -47,8 +51,8 @@ func New(store Store, opts Options) (*Service, error) {
 	if opts.Keys == nil {
 		return nil, errors.New("recovery: a keyring is required to seal secrets")
 	}
-	s := &Service{store: store, now: opts.Now, keys: opts.Keys, issuer: opts.Issuer,
-		baseURL: strings.TrimRight(opts.BaseURL, "/"), webhook: opts.HostWebhook}
+	s := &Service{store: observeStore(store, opts.Observer), now: opts.Now, keys: opts.Keys, issuer: opts.Issuer,
+		baseURL: strings.TrimRight(opts.BaseURL, "/"), webhook: opts.HostWebhook, observer: opts.Observer}
 	if s.now == nil {
 		s.now = time.Now
 	}

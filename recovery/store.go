@@ -28,6 +28,7 @@ type ReadTx interface {
 	UserSessionReadTx
 	BotReadTx
 	AuditQueryReadTx
+	MetricsReadTx
 	Account(id string) (Account, error)
 	AccountByEmail(emailKey string) (Account, error)
 	Accounts() ([]Account, error)
@@ -55,6 +56,7 @@ type Tx interface {
 	AgentSessionTx
 	UserSessionTx
 	BotTx
+	RestoreTx
 	// LockFactor reads the factor and holds a row lock on it until the transaction ends, so
 	// that a read-decide-write on its counters cannot interleave with another replica.
 	LockFactor(accountID string) (Factor, error)

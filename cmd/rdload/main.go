@@ -42,6 +42,25 @@
 // Ceiling (timed): right after, the same N goroutines and the same client send GET /healthz for as
 // long as the verify phase lasted; healthz_rps is the server's rate for a request that does no work.
 //
+// # Mix mode
+//
+// With --mix the timed phase is a mix instead of verify + healthz (mixed.go): after the same
+// setup, the same N goroutines each pick, request by request, a kind at random by --mix-weights:
+// a verify request scheduled exactly as above; a console page (the queue, a ticket the queue
+// lists, the audit log, the dashboard) or an internal note, as one agent signed in like a browser
+// (password, then TOTP); or a Telegram update POSTed to /telegram/webhook from one of --chats
+// simulated private chats, each walking a conversation in order (a chat is in the hands of one
+// goroutine at a time, as the accounts are). Every answer is checked (200 pages and updates, 303
+// for a note, 200/401 for valid/wrong codes); anything else, a 5xx or a transport error is an
+// error. The report gives count, rate, p50/p99 and errors per kind and per group, and the last
+// line
+//
+//	mix_rps=<n> verify_rps=<n> console_rps=<n> bot_rps=<n> p99_ms=<n> errors=<n>
+//
+// `rdload fake-botapi` (fakebotapi.go) serves a minimal fake Telegram Bot API for the server's
+// bot in webhook mode, and cmd/rdload/bench.sh runs the whole measurement on SQLite or
+// PostgreSQL.
+//
 // The tool only talks to --url (no proxy, no redirects). Every phase ends by itself: requests have
 // a timeout, setup has its own. With --pid, the server's peak resident memory (VmHWM) is read from
 // /proc at the end. The CPU the tool and (with --pid) the server used in each phase is reported
@@ -102,6 +121,8 @@ type config struct {
 	timeout      time.Duration
 	setupTimeout time.Duration
 
+	mix *mixConfig // nil: the verify mode
+
 	// waitStep makes the verify phase start in a step after every confirmation step (see the
 	// package doc). Only tests turn it off.
 	waitStep bool
@@ -133,6 +154,8 @@ are any other answer (5xx, 429, transport errors, a valid code refused, a wrong 
 failed /healthz); the first distinct ones go to stderr and the exit status is 1 if there were any.
 starved_pct above 1 means the tool ran out of usable codes and limited the rate: raise --accounts.
 Exit status 2: bad flags; 1: errors or a failed setup.
+` + mixUsage + `
+Fake Bot API for the bot kind: rdload fake-botapi --help.
 
 Flags:
 `
@@ -158,6 +181,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		ip         = fs.String("ip", "", `"ip" sent with each verify: empty = none (no per-IP limiter), "per-account" = a distinct 10.x.y.z per account, or one address (then its 30 failed codes a minute trip the per-IP limiter and count as errors)`)
 		timeout    = fs.Duration("timeout", 10*time.Second, "timeout of one request")
 		setupTO    = fs.Duration("setup-timeout", 10*time.Minute, "time limit of the setup phase")
+		mixF       = addMixFlags(fs)
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -206,6 +230,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if c.accounts < 0 || c.accounts > 1_000_000 {
 		return bad("--accounts must be 0 (computed) to 1000000")
 	}
+	if msg := mixF.apply(&c, getenv); msg != "" {
+		return bad("%s", msg)
+	}
 	if c.accounts == 0 {
 		c.accounts = defaultAccounts(c.clients, c.duration, c.validRatio)
 	}
@@ -237,9 +264,15 @@ var prefixPattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
 
 // run parses the flags and performs one load run, writing the report to stdout.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "fake-botapi" {
+		return runFakeBotAPI(ctx, args[1:], stdout, stderr)
+	}
 	cfg, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.mix != nil {
+		return executeMix(ctx, cfg, stdout, stderr)
 	}
 	return execute(ctx, cfg, stdout, stderr)
 }

@@ -17,7 +17,7 @@ import (
 // username, for the end-user pages' t.me links ("" without a bot). stop cancels the
 // bot and waits for it. A Bot API that cannot be reached at start fails the start: a wrong
 // token or endpoint should be seen at once.
-func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook http.Handler, name string, stop func(), err error) {
+func (a *app) startBot(ctx context.Context, o *opened, baseURL string, onAPIError func(method string, code int)) (webhook http.Handler, name string, stop func(), err error) {
 	cfg := o.cfg
 	if cfg.TelegramToken == "" {
 		return nil, "", func() {}, nil
@@ -34,6 +34,7 @@ func (a *app) startBot(ctx context.Context, o *opened, baseURL string) (webhook 
 		PollLock: func(ctx context.Context) (func(), func(context.Context) bool, bool, error) {
 			return o.store.TryLock(ctx, bot.PollLockKey)
 		},
+		OnAPIError: onAPIError, // counted by /metrics
 	})
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("%s: %w", cfg.Source("RECOVERYDESK_TELEGRAM_TOKEN"), err)

@@ -98,8 +98,8 @@ var settings = []setting{
 	{env: "RECOVERYDESK_AUDIT_KEY", shown: "key file recoverydesk-audit.key beside the database",
 		usage:  "base64 Ed25519 seed (32 bytes) that signs audit checkpoints",
 		secret: true, field: func(c *Config) *string { return &c.AuditKey }},
-	{env: "RECOVERYDESK_METRICS_TOKEN", usage: "bearer token for /metrics",
-		secret: true, later: true, field: func(c *Config) *string { return &c.MetricsToken }, check: checkNoSpace},
+	{env: "RECOVERYDESK_METRICS_TOKEN", shown: "none: loopback clients only", usage: "bearer token that /metrics then requires from every client, loopback included",
+		secret: true, field: func(c *Config) *string { return &c.MetricsToken }, check: checkNoSpace},
 	{env: "RECOVERYDESK_TRUSTED_PROXIES", usage: "comma list of CIDRs whose X-Forwarded-For is believed",
 		field: func(c *Config) *string { return &c.TrustedProxies }, check: checkTrustedProxies},
 }

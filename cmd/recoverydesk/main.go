@@ -1,5 +1,6 @@
 // Command recoverydesk runs RecoveryDesk, the two-factor authentication (TOTP) service and support
-// desk, and its administration commands: serve (the default), migrate, agent, apikey and audit.
+// desk, and its administration commands: serve (the default), migrate, agent, apikey, audit,
+// backup and restore.
 //
 // The whole program is run(ctx, args, getenv, stdout, stderr): main only connects it to the
 // process (signals, environment, exit code), so tests drive the real program in-process.
@@ -113,6 +114,8 @@ var commandList = [][2]string{
 	{"apikey revoke ID", "revoke an API key"},
 	{"audit verify [--checkpoint FILE]", "check the audit chain; with a checkpoint, also detect a truncated or rewritten tail"},
 	{"audit export [--out FILE]", "write the audit chain as JSONL and a signed checkpoint"},
+	{"backup FILE", "write a consistent copy of the SQLite database to FILE, while serving"},
+	{"restore FILE | --finish", "restore a backup; --finish runs only the last step (after pg_restore)"},
 	{"demo", "seed a demo desk: agents with printed credentials, customers, tickets in every state"},
 	{"help [COMMAND]", "show help for a command"},
 }
@@ -138,12 +141,19 @@ func (a *app) dispatch(ctx context.Context, args []string) error {
 		return a.agent(ctx, args)
 	case "audit":
 		return a.audit(ctx, args)
+	case "backup":
+		return a.backup(ctx, args)
+	case "restore":
+		return a.restore(ctx, args)
 	case "demo":
 		return a.demo(ctx, args)
 	case "help":
 		return a.help(ctx, args)
 	default:
-		return usagef("", "unknown command %q; commands are serve, migrate, agent, apikey, audit, demo, help", cmd)
+		if ok, err := a.testCommand(ctx, cmd, args); ok {
+			return err
+		}
+		return usagef("", "unknown command %q; commands are serve, migrate, agent, apikey, audit, backup, restore, demo, help", cmd)
 	}
 }
 

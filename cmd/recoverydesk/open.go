@@ -27,6 +27,8 @@ type openOpts struct {
 	// database: serve does not sign, but a malformed key then stops the start instead of a
 	// later export. With PostgreSQL the key is checked when set and not required.
 	auditKey bool
+	// observer hears the service's outcomes (serve's metrics); nil for other commands.
+	observer recovery.Observer
 }
 
 // readOpen opens an existing database as it is: no migration, no key file created, no master
@@ -78,7 +80,7 @@ func (a *app) open(ctx context.Context, cfg *Config, o openOpts) (*opened, error
 	// cmd owns the real clock; the domain takes it from here.
 	svc, err := recovery.New(store, recovery.Options{Now: a.now, Keys: keys, Issuer: cfg.Issuer,
 		StaticAPIKeys: cfg.StaticAPIKeys, BaseURL: cfg.resolveBaseURL(cfg.Addr), HostWebhook: cfg.HostWebhookURL != "",
-		Policy: policy})
+		Policy: policy, Observer: o.observer})
 	if err != nil {
 		store.Close()
 		return nil, err

@@ -58,13 +58,14 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = a.withService(ctx, cfg, openOpts{migrate: true, keys: keyCreate, auditKey: true}, func(o *opened) error {
+	m := newMetrics(cfg.MetricsToken, a.log)
+	err = a.withService(ctx, cfg, openOpts{migrate: true, keys: keyCreate, auditKey: true, observer: m}, func(o *opened) error {
 		if *demo {
 			if err := a.seedDemo(ctx, o, cfg.resolveBaseURL(cfg.Addr)); err != nil {
 				return fmt.Errorf("demo: %w", err)
 			}
 		}
-		return a.listenAndServe(ctx, o)
+		return a.listenAndServe(ctx, o, m)
 	})
 	if err == nil {
 		a.log.Info("shut down")
@@ -72,7 +73,7 @@ func (a *app) serve(ctx context.Context, args []string) error {
 	return err
 }
 
-func (a *app) listenAndServe(ctx context.Context, o *opened) error {
+func (a *app) listenAndServe(ctx context.Context, o *opened, m *metrics) error {
 	cfg := o.cfg
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -80,7 +81,8 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 	}
 	addr := ln.Addr().String()
 	baseURL := cfg.resolveBaseURL(addr)
-	webhook, botName, stopBot, err := a.startBot(ctx, o, baseURL)
+	m.watch(o.svc)
+	webhook, botName, stopBot, err := a.startBot(ctx, o, baseURL, m.telegramError)
 	if err != nil {
 		ln.Close()
 		return err
@@ -100,7 +102,7 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 		return fmt.Errorf("console: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           a.mount(h),
+		Handler:           a.mount(h, m),
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		WriteTimeout:      writeTimeout,
@@ -164,14 +166,20 @@ func (a *app) listenAndServe(ctx context.Context, o *opened) error {
 	return nil
 }
 
-// mount puts the routes that live outside the console beside it: the test clock's control in a
-// binary built with the rdtest tag.
-func (a *app) mount(console http.Handler) http.Handler {
-	if a.clock == nil {
-		return console
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/test/clock", a.clock)
-	mux.Handle("/", console)
-	return mux
+// mount puts the routes that live outside the console beside it: /metrics (metrics.handler's
+// access rule), and the test clock's control in a binary built with the rdtest tag. Everything
+// else goes to the console, timed by metrics.instrument, with its path exactly as it came (no
+// mux cleans or redirects it first).
+func (a *app) mount(console http.Handler, m *metrics) http.Handler {
+	timed, scrape := m.instrument(console), m.handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path == "/metrics":
+			scrape.ServeHTTP(w, r)
+		case r.URL.Path == "/test/clock" && a.clock != nil:
+			a.clock.ServeHTTP(w, r)
+		default:
+			timed.ServeHTTP(w, r)
+		}
+	})
 }
