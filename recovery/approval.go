@@ -355,6 +355,10 @@ func (s *Service) Veto(ctx context.Context, actor Actor, token string) (VetoInfo
 		if err := tx.UpdateTicket(t); err != nil {
 			return nil, err
 		}
+		// The chat that asked hears "on hold", as after a supervisor's freeze.
+		if err := s.tellRequester(tx, tl, t); err != nil {
+			return nil, err
+		}
 		info = VetoInfo{TicketID: t.ID, Frozen: true}
 		return nil, nil
 	})
