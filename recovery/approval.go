@@ -153,8 +153,16 @@ func (s *Service) queueVetoNotices(tx Tx, tl ticketLog, t Ticket, now time.Time)
 		body := fmt.Sprintf("A request to reset two-factor authentication on your account was approved by our support team (request %s).\n\n"+
 			"If you asked for this, do nothing: the reset happens after %s.\n\n"+
 			"If you did NOT ask for this, open this link and confirm, and we will stop it:\n%s\n", t.ID, until, link)
+		subject := "Was this you? Two-factor reset requested"
+		if t.State == TicketExecuted || t.State == TicketClosed { // a link re-issued during the hold
+			body = fmt.Sprintf("Two-factor authentication on your account was reset by our support team (request %s).\n\n"+
+				"If you asked for this, do nothing.\n\n"+
+				"If you did NOT ask for this, open this link before %s and confirm: we will block the new setup and contact you:\n%s\n",
+				t.ID, t.HoldUntil.UTC().Format("2006-01-02 15:04 UTC"), link)
+			subject = "Was this you? Two-factor authentication was reset"
+		}
 		n := Notice{Channel: ch.channel, To: ch.to, Kind: "veto_request", AccountID: t.AccountID, TicketID: t.ID,
-			Subject: "Was this you? Two-factor reset requested", Body: body}
+			Subject: subject, Body: body}
 		if err := s.queueNotice(tx, tl.auditLog, n, token); err != nil {
 			return err
 		}

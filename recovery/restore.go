@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // A restore brings a database back to the moment of its backup. Everything spent since then —
@@ -18,7 +19,8 @@ import (
 //     disabled agents, resets) would otherwise be alive again.
 //   - every single-use token or code still unused in the copy is voided (re-enrollment, veto
 //     and setup links, Telegram link tokens, e-mail check codes): one used since the backup
-//     would otherwise work a second time. Whoever still needs one gets a new one.
+//     would otherwise work a second time. Whoever still needs one gets a new one; the owners of
+//     tickets that can still be vetoed are sent new veto links at once.
 //   - a system.restored event starts the chain's new history: it records the backup's event
 //     count and head hash and what was changed. Checkpoints taken after the backup no longer
 //     match the chain (it was rolled back), so the caller signs a new one from RestoreResult.
@@ -49,6 +51,9 @@ type RestoreResult struct {
 	AgentSessionsEnded int64
 	UserSessionsEnded  int64
 	TokensVoided       map[string]int64 // by kind (RestoreTokenKinds)
+	// VetoLinksReissued counts the tickets whose owners were sent new veto links: those in
+	// cooling-off or ready, and those in the hold after their reset.
+	VetoLinksReissued int64
 	// Checkpoint is the chain's length and head with the system.restored event: sign it and keep
 	// it off the machine in place of the checkpoints taken before the restore.
 	Checkpoint Checkpoint
@@ -103,6 +108,11 @@ func (s *Service) FinishRestore(ctx context.Context, actor Actor, info RestoreIn
 			voided[k] = res.TokensVoided[k]
 		}
 		al := newAuditLog(tx, now, actor)
+		// The owners of tickets that can still be vetoed lost their veto links with the other
+		// tokens: they get new ones, so a restore never takes the owner's veto away.
+		if res.VetoLinksReissued, err = s.reissueVetoLinks(tx, al, now); err != nil {
+			return err
+		}
 		if err := al.add("system.restored", "system", "database", map[string]any{
 			"source":               info.Source,
 			"backup_events":        res.BackupEvents,
@@ -112,6 +122,7 @@ func (s *Service) FinishRestore(ctx context.Context, actor Actor, info RestoreIn
 			"agent_sessions_ended": res.AgentSessionsEnded,
 			"user_sessions_ended":  res.UserSessionsEnded,
 			"tokens_voided":        voided,
+			"veto_links_reissued":  res.VetoLinksReissued,
 		}); err != nil {
 			return err
 		}
@@ -122,4 +133,32 @@ func (s *Service) FinishRestore(ctx context.Context, actor Actor, info RestoreIn
 		return RestoreResult{}, err
 	}
 	return res, nil
+}
+
+// reissueVetoLinks queues new veto notices for every ticket that can still be vetoed (vetoable),
+// after VoidUnusedTokens voided the old links. It pages through the candidate states so that a
+// desk with many closed tickets is not read at once.
+func (s *Service) reissueVetoLinks(tx Tx, al *auditLog, now time.Time) (int64, error) {
+	var n int64
+	f := TicketFilter{States: []TicketState{TicketCoolingOff, TicketReady, TicketExecuted, TicketClosed}, Limit: 500}
+	for {
+		page, err := tx.Tickets(f)
+		if err != nil {
+			return n, fmt.Errorf("list vetoable tickets: %w", err)
+		}
+		for _, t := range page {
+			if !vetoable(t, now) {
+				continue
+			}
+			if err := s.queueVetoNotices(tx, ticketLog{al, t.ID}, t, now); err != nil {
+				return n, err
+			}
+			n++
+		}
+		if len(page) < f.Limit {
+			return n, nil
+		}
+		last := page[len(page)-1]
+		f.After = &TicketCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}
 }

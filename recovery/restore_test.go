@@ -243,3 +243,43 @@ func (r *racingStore) Update(ctx context.Context, fn func(tx recovery.Tx) error)
 	r.once.Do(r.before)
 	return r.Store.Update(ctx, fn)
 }
+
+// TestFinishRestoreReissuesVetoLinks: the restore voids the veto link of a ticket in its
+// cooling-off with every other token, and sends the owner a new one at once, so a restore never
+// takes the owner's veto away; the new link freezes the ticket.
+func TestFinishRestoreReissuesVetoLinks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, s *sqlstore.Store, dsn string) {
+		d := newDesk(t, s, dsn)
+		id := d.openConsole()
+		d.passChecklist(id)
+		if err := d.svc.RequestReset(bg, d.agent, id, d.ticket(id).Version, "verified"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.svc.Approve(bg, d.sup, id, d.ticket(id).Version, d.stepUp(), ""); err != nil {
+			t.Fatal(err)
+		}
+		old := vetoTokens(d.deliver(recovery.NoticeEmail))[recovery.NoticeEmail]
+		if old == "" {
+			t.Fatal("no veto link mailed")
+		}
+		res, err := d.svc.FinishRestore(bg, restoreActor, recovery.RestoreInfo{Source: "backup.db"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.TokensVoided[recovery.TokenVetoLink] != 1 || res.VetoLinksReissued != 1 {
+			t.Errorf("veto links voided %d, re-issued %d; want 1 and 1", res.TokensVoided[recovery.TokenVetoLink], res.VetoLinksReissued)
+		}
+		_, err = d.svc.VetoLink(bg, old)
+		wantErr(t, err, recovery.ErrLinkUnavailable)
+		fresh := vetoTokens(d.deliver(recovery.NoticeEmail))[recovery.NoticeEmail]
+		if fresh == "" || fresh == old {
+			t.Fatal("no new veto link mailed after the restore")
+		}
+		if _, err := d.svc.Veto(bg, recovery.Actor{Type: recovery.ActorEndUser, ID: "veto-link"}, fresh); err != nil {
+			t.Fatal(err)
+		}
+		if st := d.ticket(id).State; st != recovery.TicketFrozen {
+			t.Fatalf("after the new link's veto the ticket is %s, want frozen", st)
+		}
+	})
+}

@@ -227,6 +227,7 @@ func (r restoreRun) report(res recovery.RestoreResult) error {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, res.TokensVoided[k]))
 	}
 	fmt.Fprintf(w, "  single-use tokens voided: %d (%s)\n", res.TokensVoidedTotal(), strings.Join(kinds, ", "))
+	fmt.Fprintf(w, "  veto links sent again: %d (to the owners of tickets that can still be vetoed; the old links were voided)\n", res.VetoLinksReissued)
 	fmt.Fprintf(w, "Not undone: recovery codes used since the backup are unused again.\n")
 
 	signed, vkey, err := signCheckpoint(r.signWith, res.Checkpoint)
