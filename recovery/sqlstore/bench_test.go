@@ -23,8 +23,10 @@ func benchVerify(tx recovery.Tx, id string, step int64) error {
 	return err
 }
 
-func benchStore(b *testing.B) (*sqlstore.Store, []string) {
-	s, _ := storetest.SQLite(b)
+// benchStore opens a store of the dialect (storetest.SQLite or storetest.Postgres) with 64
+// active factors.
+func benchStore(b *testing.B, open func(testing.TB) (*sqlstore.Store, string)) (*sqlstore.Store, []string) {
+	s, _ := open(b)
 	ids := make([]string, 64)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("bench-%02d", i)
@@ -35,8 +37,14 @@ func benchStore(b *testing.B) (*sqlstore.Store, []string) {
 
 // BenchmarkUpdateParallel measures group commit on SQLite (synchronous=FULL): many goroutines
 // each running verify-sized Updates. updates/commit is how many Updates shared one fsync.
-func BenchmarkUpdateParallel(b *testing.B) {
-	s, ids := benchStore(b)
+func BenchmarkUpdateParallel(b *testing.B) { benchUpdateParallel(b, storetest.SQLite) }
+
+// BenchmarkUpdateParallelPostgres is the same on PostgreSQL (skipped without
+// RECOVERYDESK_TEST_POSTGRES).
+func BenchmarkUpdateParallelPostgres(b *testing.B) { benchUpdateParallel(b, storetest.Postgres) }
+
+func benchUpdateParallel(b *testing.B, open func(testing.TB) (*sqlstore.Store, string)) {
+	s, ids := benchStore(b, open)
 	b.SetParallelism(16) // 16 × GOMAXPROCS callers, like concurrent HTTP requests
 	var next atomic.Int64
 	batches0, requests0 := sqlstore.BatchStats(s)
@@ -53,6 +61,7 @@ func BenchmarkUpdateParallel(b *testing.B) {
 		}
 	})
 	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 	batches, requests := sqlstore.BatchStats(s)
 	if batches > batches0 {
 		b.ReportMetric(float64(requests-requests0)/float64(batches-batches0), "updates/commit")
@@ -61,8 +70,13 @@ func BenchmarkUpdateParallel(b *testing.B) {
 
 // BenchmarkUpdateSerial is the same Update from one goroutine: one fsync per Update, the
 // baseline group commit improves on.
-func BenchmarkUpdateSerial(b *testing.B) {
-	s, ids := benchStore(b)
+func BenchmarkUpdateSerial(b *testing.B) { benchUpdateSerial(b, storetest.SQLite) }
+
+// BenchmarkUpdateSerialPostgres is BenchmarkUpdateSerial on PostgreSQL.
+func BenchmarkUpdateSerialPostgres(b *testing.B) { benchUpdateSerial(b, storetest.Postgres) }
+
+func benchUpdateSerial(b *testing.B, open func(testing.TB) (*sqlstore.Store, string)) {
+	s, ids := benchStore(b, open)
 	var step int64
 	for b.Loop() {
 		step++
@@ -70,4 +84,5 @@ func BenchmarkUpdateSerial(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 }

@@ -34,8 +34,11 @@
 //
 // # Writes on PostgreSQL
 //
-// Update is an ordinary READ COMMITTED transaction, retried a few times on serialization failures
-// and deadlocks (so fn must have no effects outside tx); View is a READ ONLY REPEATABLE READ
-// transaction. Row locks (LockFactor) and the audit chain's transaction-scoped advisory lock
-// (AuditHead) serialize what must be serialized across replicas.
+// The same writer, one per process, borrowing one connection of the pool per batch: each batch
+// is one READ COMMITTED transaction whose first statement takes the audit chain's
+// transaction-scoped advisory lock, so the batches of all replicas run one after the other, whole
+// (and cannot deadlock with each other over row locks), and the chain's head is read once per
+// batch. A serialization failure or deadlock anywhere in a batch, commit included, runs the whole
+// batch again, a few times (so fn must have no effects outside tx). View is a READ ONLY
+// REPEATABLE READ transaction on the pool, in parallel with the writer.
 package sqlstore

@@ -16,7 +16,7 @@ func (s *Store) TryLock(ctx context.Context, key int64) (release func(), lost fu
 		return nil, nil, false, err
 	}
 	defer s.ops.Done()
-	if s.w != nil {
+	if s.dialect == DialectSQLite {
 		return func() {}, func(context.Context) bool { return false }, true, nil
 	}
 	sqlDB, err := s.db.DB()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -17,78 +16,55 @@ import (
 )
 
 const (
-	// poolSize bounds the connections one replica holds. A verify holds its connection for a
-	// few round trips; 16 keeps two cores busy without crowding PostgreSQL's max_connections
-	// (100 by default) when a few replicas share it.
+	// poolSize bounds the connections one replica holds: one for the writer, the rest for Views
+	// and TryLock. A View holds its connection for a few round trips; 16 keeps two cores busy
+	// without crowding PostgreSQL's max_connections (100 by default) when a few replicas share it.
 	poolSize = 16
-	// pgAttempts is how often Update runs fn when PostgreSQL aborts the transaction with a
-	// serialization failure or a deadlock.
+	// pgAttempts is how often the writer runs a batch when PostgreSQL aborts its transaction
+	// with a serialization failure or a deadlock.
 	pgAttempts = 5
 )
 
+// openPostgres opens two pools on dsn: the writer's single connection, and poolSize-1 for
+// everything else. The writer has its own so that no read load can keep it waiting for a
+// connection (it begins its batches under a context that never ends), and so that it never
+// takes one a View or TryLock needs.
 func openPostgres(ctx context.Context, dsn string, migrate bool, log *slog.Logger) (_ *Store, err error) {
 	// pgx caches prepared statements per connection by itself, so gorm's PrepareStmt is not
 	// needed here either.
-	db, err := gorm.Open(postgres.New(postgres.Config{DSN: dsn}), gormConfig())
-	if err != nil {
-		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+	open := func(conns int) (*gorm.DB, *sql.DB, error) {
+		db, err := gorm.Open(postgres.New(postgres.Config{DSN: dsn}), gormConfig())
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+		}
+		sqlDB, err := db.DB()
+		if err != nil {
+			return nil, nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+		}
+		sqlDB.SetMaxOpenConns(conns)
+		sqlDB.SetMaxIdleConns(conns)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+		sqlDB.SetConnMaxLifetime(time.Hour)
+		return db, sqlDB, nil
 	}
-	sqlDB, err := db.DB()
+	db, sqlDB, err := open(poolSize - 1)
 	if err != nil {
-		return nil, fmt.Errorf("sqlstore: open postgres: %w", err)
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
 			sqlDB.Close()
 		}
 	}()
-	sqlDB.SetMaxOpenConns(poolSize)
-	sqlDB.SetMaxIdleConns(poolSize)
-	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	sqlDB.SetConnMaxLifetime(time.Hour)
 	if err := prepareSchema(ctx, sqlDB, DialectPostgres, migrate, log); err != nil {
 		return nil, err
 	}
-	return &Store{dialect: DialectPostgres, log: log, db: db}, nil
-}
-
-// updatePostgres runs fn in a READ COMMITTED transaction; the domain's row locks (LockFactor)
-// and the audit lock (AuditHead) make its read-decide-write sequences safe. A transaction that
-// PostgreSQL aborts as a serialization failure or deadlock victim is run again, a few times,
-// after a short random pause.
-func (s *Store) updatePostgres(ctx context.Context, fn func(tx recovery.Tx) error) error {
-	for attempt := 1; ; attempt++ {
-		err := s.updatePostgresOnce(ctx, fn)
-		if err == nil || attempt == pgAttempts || !retryable(err) {
-			return err
-		}
-		pause := time.Duration(attempt) * time.Duration(2+rand.IntN(8)) * time.Millisecond
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		s.log.Debug("sqlstore: retrying transaction", "attempt", attempt+1, "err", err)
+	wdb, wsql, err := open(1)
+	if err != nil {
+		return nil, err
 	}
-}
-
-func (s *Store) updatePostgresOnce(ctx context.Context, fn func(tx recovery.Tx) error) error {
-	tx := s.db.Session(&gorm.Session{Context: ctx, NewDB: true}).Begin(&sql.TxOptions{Isolation: sql.LevelReadCommitted})
-	if tx.Error != nil {
-		return fmt.Errorf("sqlstore: begin: %w", tx.Error)
-	}
-	// A panic in fn is returned as an error, as on SQLite, so that both dialects behave alike.
-	if err := call(s.log, fn, recovery.Tx(&sqlTx{db: tx, ctx: ctx, dialect: DialectPostgres})); err != nil {
-		tx.Rollback()
-		return err
-	}
-	if err := tx.Commit().Error; err != nil {
-		tx.Rollback()
-		return fmt.Errorf("sqlstore: commit: %w", err)
-	}
-	return nil
+	w := startWriter(wdb, wsql, DialectPostgres, log)
+	return &Store{dialect: DialectPostgres, log: log, db: db, w: w}, nil
 }
 
 // viewPostgres runs fn in a READ ONLY REPEATABLE READ transaction: one snapshot for all reads.

@@ -44,10 +44,10 @@ type Store struct {
 	dialect string
 	log     *slog.Logger
 
-	// db runs the reads: the query-only pool on SQLite, the one pool on PostgreSQL (which also
-	// runs the writes).
+	// db runs the reads (and TryLock, SchemaVersion, Ping): the query-only pool on SQLite,
+	// poolSize-1 connections on PostgreSQL.
 	db *gorm.DB
-	// w is the group-commit writer (SQLite only).
+	// w is the group-commit writer, with a connection of its own: it runs every Update.
 	w *writer
 
 	// mu guards closed; ops counts calls in flight so that Close can wait for them before it
@@ -125,9 +125,11 @@ func (s *Store) begin() error {
 
 // Update runs fn in one write transaction and returns after the commit is durable. If fn
 // returns an error (or panics) nothing it wrote remains and Update returns that error. fn runs
-// on the store's writer goroutine on SQLite and may be run again on PostgreSQL after a
-// serialization failure: it must not keep tx after returning, use it from other goroutines, or
-// call Update itself.
+// on the store's writer goroutine, in a batch with the Updates that arrived meanwhile (one
+// transaction, one commit; fn sees what earlier fns of its batch wrote), and may be run again:
+// when another fn of its batch fails, and on PostgreSQL when the batch is aborted by a
+// serialization failure or a deadlock. So it must have no effects outside tx, must not keep tx
+// after returning, use it from other goroutines, or call Update itself.
 func (s *Store) Update(ctx context.Context, fn func(tx recovery.Tx) error) error {
 	if err := s.begin(); err != nil {
 		return err
@@ -136,10 +138,7 @@ func (s *Store) Update(ctx context.Context, fn func(tx recovery.Tx) error) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.w != nil {
-		return s.w.update(ctx, fn)
-	}
-	return s.updatePostgres(ctx, fn)
+	return s.w.update(ctx, fn)
 }
 
 // View runs fn in a read-only transaction that sees one consistent snapshot.
@@ -151,25 +150,25 @@ func (s *Store) View(ctx context.Context, fn func(tx recovery.ReadTx) error) err
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if s.w != nil {
+	if s.dialect == DialectSQLite {
 		return s.viewSQLite(ctx, fn)
 	}
 	return s.viewPostgres(ctx, fn)
 }
 
-// Ping reports whether the database answers (and, on SQLite, whether the writer runs).
+// Ping reports whether the writer runs and the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.begin(); err != nil {
 		return err
 	}
 	defer s.ops.Done()
+	select {
+	case <-s.w.done:
+		return errors.New("sqlstore: writer stopped")
+	default:
+	}
 	q := "SELECT 1"
-	if s.w != nil {
-		select {
-		case <-s.w.done:
-			return errors.New("sqlstore: writer stopped")
-		default:
-		}
+	if s.dialect == DialectSQLite {
 		q = "PRAGMA schema_version" // reads the file header, unlike SELECT 1
 	}
 	sqlDB, err := s.db.DB()
@@ -211,10 +210,7 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.ops.Wait()
-	var errs []error
-	if s.w != nil {
-		errs = append(errs, s.w.close())
-	}
+	errs := []error{s.w.close()}
 	if sqlDB, err := s.db.DB(); err == nil {
 		errs = append(errs, sqlDB.Close())
 	}

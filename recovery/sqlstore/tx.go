@@ -29,9 +29,10 @@ type sqlTx struct {
 	// ? placeholders need no rewriting, and gorm's statement building cost more than SQLite's
 	// execution on the verify hot path. nil on PostgreSQL, whose placeholders gorm rewrites.
 	raw gorm.ConnPool
-	// head caches the audit chain's head for the rest of a SQLite write batch: the batch's
-	// transaction holds the database's write lock, so no one else can append meanwhile. nil
-	// when not caching (reads, PostgreSQL).
+	// head caches the audit chain's head for the rest of a write batch: the batch's transaction
+	// holds the database's write lock (SQLite) or the audit advisory lock, taken as its first
+	// statement (PostgreSQL), so no one else can append meanwhile. nil outside the writer
+	// (Views).
 	head *auditHead
 }
 
@@ -523,15 +524,16 @@ func (t *sqlTx) UseReenrollTokens(accountID string, at time.Time) error {
 
 const auditCols = `seq, "time", actor_type, actor_id, action, target_type, target_id, ticket_id, reason, details, request_id, prev_hash, hash`
 
-// AuditHead returns the last event's seq and hash, or 0 and recovery.ZeroHash. On PostgreSQL it
-// first takes the chain's transaction advisory lock, so that concurrent transactions append one
-// after the other (under READ COMMITTED the read that follows the lock sees the previous
-// holder's commit). On SQLite the writer already runs one transaction at a time.
+// AuditHead returns the last event's seq and hash, or 0 and recovery.ZeroHash. In a write batch
+// it reads the head once and then answers from the batch's cache: the batch already holds what
+// serializes appends (SQLite's write lock; on PostgreSQL the chain's transaction advisory lock,
+// which the writer takes first, so that under READ COMMITTED the read sees the previous holder's
+// commit). Elsewhere on PostgreSQL it takes that advisory lock itself before reading.
 func (t *sqlTx) AuditHead() (seq int64, hash string, err error) {
 	if t.head != nil && t.head.valid {
 		return t.head.seq, t.head.hash, nil
 	}
-	if t.dialect == DialectPostgres {
+	if t.dialect == DialectPostgres && t.head == nil {
 		if _, err := t.exec("SELECT pg_advisory_xact_lock(?)", auditLockID); err != nil {
 			return 0, "", fmt.Errorf("sqlstore: lock audit chain: %w", err)
 		}
