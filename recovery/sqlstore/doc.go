@@ -26,15 +26,17 @@
 //
 // "Acknowledged means durable" asks for synchronous=FULL, one fsync per commit. One writer
 // goroutine owns the only write connection. Update hands it fn and waits; the writer takes every
-// request that has arrived (up to 64), opens one BEGIN IMMEDIATE transaction, runs each fn in
-// its own SAVEPOINT (an error or a panic rolls back that savepoint only) and commits once; only
-// then does each caller get its answer. Reads (View) use a separate pool of query-only
+// request that has arrived (up to 64), opens one BEGIN IMMEDIATE transaction, runs every fn in it
+// and commits once; only then does each caller get its answer. If an fn fails (an error or a
+// panic), the batch is rolled back and run again with each fn in its own SAVEPOINT, so that the
+// failure undoes that fn's writes only. Reads (View) use a separate pool of query-only
 // connections, each View in a deferred read transaction: a consistent WAL snapshot that never
 // waits for the writer.
 //
 // # Writes on PostgreSQL
 //
-// The same writer, one per process, borrowing one connection of the pool per batch: each batch
+// The same writer, one per process, on a connection of its own (so that Views and the poll lock,
+// which use the rest of the pool, can never starve it): each batch
 // is one READ COMMITTED transaction whose first statement takes the audit chain's
 // transaction-scoped advisory lock, so the batches of all replicas run one after the other, whole
 // (and cannot deadlock with each other over row locks), and the chain's head is read once per
