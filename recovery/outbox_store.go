@@ -8,6 +8,12 @@ type OutboxReadTx interface {
 	// Notices lists the notices matching f, newest (highest id) first, at most f.Limit of them
 	// (the domain always sets a limit).
 	Notices(f NoticeFilter) ([]Notice, error)
+	// DueNotices returns up to limit notices of channel that are queued, whose NextAttemptAt is
+	// at or before now and that no live claim holds (claimed until after now), in id order.
+	// With inOrder a notice is left out while an earlier queued notice of the same channel and
+	// recipient exists, due, claimed or not: that recipient's messages go out one at a time, in
+	// id order.
+	DueNotices(channel string, now time.Time, inOrder bool, limit int) ([]Notice, error)
 }
 
 // OutboxTx is the part of Tx that writes the notifications outbox.
@@ -15,12 +21,6 @@ type OutboxTx interface {
 	// AddNotice inserts n (its ID is ignored) and returns the id the store assigned. Ids grow:
 	// a later notice has a larger id.
 	AddNotice(n Notice) (int64, error)
-	// DueNotices returns up to limit notices of channel that are queued, whose NextAttemptAt is
-	// at or before now and that no live claim holds (claimed until after now), in id order.
-	// With inOrder a notice is left out while an earlier queued notice of the same channel and
-	// recipient exists, due, claimed or not: that recipient's messages go out one at a time, in
-	// id order.
-	DueNotices(channel string, now time.Time, inOrder bool, limit int) ([]Notice, error)
 	// ClaimNotice leases a notice to the caller until until and counts the attempt, in one
 	// conditional UPDATE: only a notice still queued, due at now and not held by a live claim
 	// is claimed. It returns the attempt count after the claim and whether the claim was
