@@ -180,11 +180,9 @@ func (r restoreRun) fromFile(ctx context.Context, file string) error {
 	}
 	fmt.Fprintf(a.stdout, "Checked %s: integrity ok, schema version %d, audit chain ok (%s, head %s).\n",
 		file, info.SchemaVersion, events(res.BackupEvents), res.BackupHead)
-	// The copy becomes one self-contained file (its write-ahead log folded in) before its rename.
+	// The copy becomes one self-contained file (its write-ahead log folded in), synced, before
+	// its rename.
 	if err := sqlstore.Detach(ctx, tmp); err != nil {
-		return fmt.Errorf("restore: %w", err)
-	}
-	if err := syncPath(tmp); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 
@@ -328,17 +326,4 @@ func removeSQLiteFiles(path string) {
 	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
 		os.Remove(path + suffix)
 	}
-}
-
-// syncPath fsyncs a file.
-func syncPath(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

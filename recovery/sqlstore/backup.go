@@ -153,8 +153,8 @@ func inspect(ctx context.Context, path string) (BackupInfo, error) {
 // Detach makes the SQLite database at path one self-contained file that may be moved or
 // replaced: it refuses (ErrInUse) while any other connection has the database open — a server,
 // a command — and otherwise folds the write-ahead log into the file and removes it (the
-// journal mode goes back to DELETE; the store sets WAL again when it opens the file). A missing
-// file is not an error.
+// journal mode goes back to DELETE; the store sets WAL again when it opens the file) and syncs the
+// file. A missing file is not an error.
 //
 // How it knows: while a connection has a WAL database open it holds a shared lock that keeps
 // every other connection from leaving WAL mode.
@@ -177,7 +177,10 @@ func Detach(ctx context.Context, path string) error {
 	if mode != "delete" {
 		return fmt.Errorf("%s: %w (its journal mode stayed %s)", path, ErrInUse, mode)
 	}
-	return nil
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("%s: %w", path, oneLine(err))
+	}
+	return syncFile(path) // the folded file is what a rename that follows makes current
 }
 
 // openRaw opens the SQLite file at path on one connection of its own with the URI parameters
