@@ -167,9 +167,6 @@ func TestConfig(t *testing.T) {
 		if strings.Join(c.TrustedProxyCIDRs, " ") != "10.0.0.0/8 192.168.1.7/32 2001:db8::/32" {
 			t.Errorf("proxies: %v", c.TrustedProxyCIDRs)
 		}
-		if l := c.laterSettingsInUse(); len(l) != 0 { // the metrics token is used now
-			t.Errorf("later settings in use: %v", l)
-		}
 	})
 	secret := "s3cr3t-" + strings.Repeat("z", 20)
 	bad := []struct {

@@ -49,15 +49,13 @@ type Config struct {
 }
 
 // setting describes one configuration value: its env name (the flag name is derived from it),
-// its default and what it means. Settings marked later are accepted, validated and carried, but
-// no code uses them yet (their issues are not built); serve says so in its log.
+// its default and what it means.
 type setting struct {
 	env    string
 	def    string
 	shown  string // the default as help describes it, when def is "" but means something
 	usage  string
 	secret bool // a flag exposes the value in the process list: the usage text says to prefer the env var
-	later  bool
 	field  func(*Config) *string
 	check  func(c *Config, v string) error
 }
@@ -180,17 +178,6 @@ func (c *Config) Source(env string) string {
 		return s
 	}
 	return env
-}
-
-// laterSettingsInUse lists the settings that were given a value but are not used by this build.
-func (c *Config) laterSettingsInUse() []string {
-	var out []string
-	for _, s := range settings {
-		if s.later && *s.field(c) != s.def {
-			out = append(out, s.env)
-		}
-	}
-	return out
 }
 
 // checkDB refuses, before any key file is made beside it, a database Open would refuse.

@@ -186,11 +186,7 @@ environment over the defaults. Configuration flags go before or after the comman
 
 `)
 	for _, s := range settings {
-		fmt.Fprintf(w, "  --%s, %s (default: %s)\n        %s", flagName(s.env), s.env, s.helpDefault(), s.usage)
-		if s.later {
-			fmt.Fprint(w, " [accepted; not used by this version yet]")
-		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  --%s, %s (default: %s)\n        %s\n", flagName(s.env), s.env, s.helpDefault(), s.usage)
 	}
 	fmt.Fprint(w, `
 Secrets (keys, tokens, the SMTP URL) are better given in the environment: flags show in the

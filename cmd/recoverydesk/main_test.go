@@ -371,18 +371,17 @@ func TestServePostgres(t *testing.T) {
 	verifyOK(t, env, 2) // the first admin's setup link and the API key
 }
 
-// TestServeSettings: a set metrics token is used, so not said to be unused, and never shown; the
-// base URL follows the flag; a busy address is one clear error.
+// TestServeSettings: a set metrics token is never shown; the base URL follows the flag; a busy
+// address is one clear error.
 func TestServeSettings(t *testing.T) {
 	env := with(testEnv(t), "RECOVERYDESK_METRICS_TOKEN", "metrics-token-value",
 		"RECOVERYDESK_MAIL_FROM", "desk@example.com", "RECOVERYDESK_TRUSTED_PROXIES", "10.0.0.0/8")
 	srv := startServer(t, env, "--base-url", "https://2fa.example.com")
 	log := srv.stderr.String()
-	if strings.Contains(log, `"msg":"settings accepted but not used by this version yet"`) ||
-		!strings.Contains(log, `"msg":"outbox dispatchers started","email":"files in `) ||
+	if !strings.Contains(log, `"msg":"outbox dispatchers started","email":"files in `) ||
 		!strings.Contains(log, `"base_url":"https://2fa.example.com"`) ||
 		!strings.Contains(srv.stdout.String(), "Public URL (used in links): https://2fa.example.com\n") {
-		t.Errorf("start with later settings:\n%s\n%s", srv.stdout.String(), log)
+		t.Errorf("start with these settings:\n%s\n%s", srv.stdout.String(), log)
 	}
 	if strings.Contains(log+srv.stdout.String(), "metrics-token-value") {
 		t.Error("the metrics token appears in the output")

@@ -114,9 +114,6 @@ func (a *app) listenAndServe(ctx context.Context, o *opened, m *metrics) error {
 	if cfg.TelegramToken == "" {
 		a.log.Info("telegram bot disabled: RECOVERYDESK_TELEGRAM_TOKEN is not set")
 	}
-	if later := cfg.laterSettingsInUse(); len(later) > 0 {
-		a.log.Warn("settings accepted but not used by this version yet", "settings", later)
-	}
 	version, err := o.store.SchemaVersion(ctx)
 	if err != nil {
 		ln.Close()
