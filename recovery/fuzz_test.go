@@ -3,6 +3,7 @@ package recovery_test
 import (
 	"bytes"
 	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -157,6 +158,21 @@ func FuzzCanonicalString(f *testing.F) {
 				}
 				i++
 			}
+		}
+	})
+}
+
+// FuzzCheckAccountID: the byte loop accepts exactly what the documented pattern accepts.
+func FuzzCheckAccountID(f *testing.F) {
+	pattern := regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
+	for _, seed := range []string{"", "u-1001", "agent/x", "a b", "é", "user@example.com", "x\n", "ａ",
+		strings.Repeat("a", 128), strings.Repeat("a", 129), "A.Z_0:9@-", "\x00", "a\xff"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		want := pattern.MatchString(id)
+		if got := recovery.CheckAccountID(id) == nil; got != want {
+			t.Fatalf("CheckAccountID(%q) accepts = %v, the pattern says %v", id, got, want)
 		}
 	})
 }
