@@ -31,8 +31,8 @@ type sqlTx struct {
 	raw gorm.ConnPool
 	// head caches the audit chain's head for the rest of a write batch: the batch's transaction
 	// holds the database's write lock (SQLite) or the audit advisory lock, taken as its first
-	// statement (PostgreSQL), so no one else can append meanwhile. nil outside the writer
-	// (Views).
+	// statement (PostgreSQL), so no one else can append meanwhile. nil in Views, which cannot
+	// call AuditHead or AppendAudit (ReadTx has neither).
 	head *auditHead
 }
 
@@ -46,7 +46,8 @@ type auditHead struct {
 var _ recovery.Tx = (*sqlTx)(nil)
 
 // auditLockID is the PostgreSQL transaction advisory lock that serializes appends to the audit
-// chain ("rd/audit" in ASCII). Taken by AuditHead, released at commit or rollback.
+// chain ("rd/audit" in ASCII). Taken by the writer as each batch's first statement, released at
+// commit or rollback.
 const auditLockID int64 = 0x72642f6175646974
 
 // exec runs a statement after checking the caller's context (the SQLite writer's statements
@@ -524,19 +525,14 @@ func (t *sqlTx) UseReenrollTokens(accountID string, at time.Time) error {
 
 const auditCols = `seq, "time", actor_type, actor_id, action, target_type, target_id, ticket_id, reason, details, request_id, prev_hash, hash`
 
-// AuditHead returns the last event's seq and hash, or 0 and recovery.ZeroHash. In a write batch
-// it reads the head once and then answers from the batch's cache: the batch already holds what
-// serializes appends (SQLite's write lock; on PostgreSQL the chain's transaction advisory lock,
-// which the writer takes first, so that under READ COMMITTED the read sees the previous holder's
-// commit). Elsewhere on PostgreSQL it takes that advisory lock itself before reading.
+// AuditHead returns the last event's seq and hash, or 0 and recovery.ZeroHash. It is part of
+// Tx only, and every Tx is a writer batch's, which already holds what serializes appends
+// (SQLite's write lock; on PostgreSQL the chain's transaction advisory lock, taken as the batch's
+// first statement, so that under READ COMMITTED the read sees the previous holder's commit): it
+// reads the head once per batch and then answers from the batch's cache.
 func (t *sqlTx) AuditHead() (seq int64, hash string, err error) {
-	if t.head != nil && t.head.valid {
+	if t.head.valid {
 		return t.head.seq, t.head.hash, nil
-	}
-	if t.dialect == DialectPostgres && t.head == nil {
-		if _, err := t.exec("SELECT pg_advisory_xact_lock(?)", auditLockID); err != nil {
-			return 0, "", fmt.Errorf("sqlstore: lock audit chain: %w", err)
-		}
 	}
 	err = t.one("audit head", "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", func(r *sql.Rows) error {
 		return r.Scan(&seq, &hash)
@@ -544,7 +540,7 @@ func (t *sqlTx) AuditHead() (seq int64, hash string, err error) {
 	if errors.Is(err, recovery.ErrNotFound) {
 		seq, hash, err = 0, recovery.ZeroHash, nil
 	}
-	if err == nil && t.head != nil {
+	if err == nil {
 		*t.head = auditHead{valid: true, seq: seq, hash: hash}
 	}
 	return seq, hash, err
@@ -567,9 +563,7 @@ func (t *sqlTx) AppendAudit(e recovery.Event) error {
 		string(e.Details), e.RequestID, e.PrevHash, e.Hash); err != nil {
 		return fmt.Errorf("sqlstore: append audit event: %w", err)
 	}
-	if t.head != nil {
-		*t.head = auditHead{valid: true, seq: e.Seq, hash: e.Hash}
-	}
+	*t.head = auditHead{valid: true, seq: e.Seq, hash: e.Hash}
 	return nil
 }
 
