@@ -5,7 +5,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -47,8 +46,7 @@ type clockState struct {
 // ServeHTTP serves /test/clock to loopback clients only: GET reads the clock, POST with
 // {"advance_seconds": n} (n > 0) moves it forward and answers the new time.
 func (c *testClock) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+	if !loopbackClient(r) {
 		http.Error(w, "test clock: loopback clients only", http.StatusForbidden)
 		return
 	}
