@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -9,12 +8,10 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -266,73 +263,35 @@ func TestServe(t *testing.T) {
 	}
 }
 
-// TestProcessSIGTERM builds the binary and stops it with a real SIGTERM.
+// TestProcessSIGTERM builds the production binary and stops it with a real SIGTERM.
 func TestProcessSIGTERM(t *testing.T) {
 	if testing.Short() && os.Getenv("CI") != "true" {
 		t.Skip("builds the binary (runs without -short, and always under CI=true)")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "recoverydesk")
-	args := []string{"build", "-o", bin}
-	if raceEnabled { // reuse the race-built packages already in the build cache
-		args = append(args, "-race")
-	}
-	build := exec.Command("go", append(args, ".")...)
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-
-	cmd := exec.Command(bin, "serve")
-	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RECOVERYDESK_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "RECOVERYDESK_ADDR=127.0.0.1:0") // RECOVERYDESK_DB: the default, in dir
-	var stderr syncBuffer
-	cmd.Stderr = &stderr
-	pipe, err := cmd.StdoutPipe()
+	bin, err := goBuild(dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	var stdout syncBuffer
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		for sc.Scan() {
-			stdout.Write([]byte(sc.Text() + "\n"))
-		}
-	}()
-	base := waitFor(t, &stdout, listeningRE, nil)[1]
+	// RECOVERYDESK_DB: the default, in dir.
+	p := startProc(t, bin, dir, map[string]string{"RECOVERYDESK_ADDR": "127.0.0.1:0"}, true, "serve")
 	for _, path := range []string{"/healthz", "/readyz"} {
-		if code := httpGet(t, base+path, ""); code != http.StatusOK {
+		if code := httpGet(t, p.Base+path, ""); code != http.StatusOK {
 			t.Errorf("GET %s = %d, want 200", path, code)
 		}
+	}
+	// The test clock's control exists only in a binary built with -tags rdtest.
+	if code := httpGet(t, p.Base+"/test/clock", ""); code != http.StatusNotFound {
+		t.Errorf("GET /test/clock on a production build = %d, want 404", code)
 	}
 	for _, name := range []string{"recoverydesk.db", masterKeyFile, auditKeyFile} {
 		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
 			t.Errorf("default path: %v", err)
 		}
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no exit within 20 s of SIGTERM\n%s", stderr.String())
-	}
-	if !strings.Contains(stderr.String(), `"msg":"shut down"`) {
-		t.Errorf("log lacks shut down:\n%s", stderr.String())
+	p.Stop(t) // SIGTERM; fails unless it exits cleanly within 20 s
+	if !strings.Contains(p.Stderr.String(), `"msg":"shut down"`) {
+		t.Errorf("log lacks shut down:\n%s", p.Stderr)
 	}
 }
 

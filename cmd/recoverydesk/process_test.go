@@ -38,8 +38,8 @@ func TestMain(m *testing.M) {
 }
 
 // rdtestBinary builds the program with -tags rdtest (the test clock at /test/clock) once per test
-// run and returns its path. Under -race the binary is race-built too, reusing the packages the
-// test build already compiled. Tests that need it skip under -short unless CI=true.
+// run and returns its path (race-built under -race). Tests that need it skip under -short unless
+// CI=true.
 func rdtestBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() && os.Getenv("CI") != "true" {
@@ -59,20 +59,31 @@ func rdtestBinary(t testing.TB) string {
 		if testBinary.err != nil {
 			return
 		}
-		testBinary.path = filepath.Join(testBinary.dir, "recoverydesk")
-		args := []string{"build", "-tags", "rdtest", "-o", testBinary.path}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-		if err != nil {
-			testBinary.err = fmt.Errorf("go build -tags rdtest: %v\n%s", err, out)
-		}
+		testBinary.path, testBinary.err = goBuild(testBinary.dir, "rdtest")
 	})
 	if testBinary.err != nil {
 		t.Fatal(testBinary.err)
 	}
 	return testBinary.path
+}
+
+// goBuild builds the program into dir with the build tags given ("" for a production build) and
+// returns the binary's path. Under -race the binary is race-built too, reusing the packages the
+// test build already compiled.
+func goBuild(dir, tags string) (string, error) {
+	path := filepath.Join(dir, "recoverydesk")
+	args := []string{"build", "-o", path}
+	if tags != "" {
+		args = append(args, "-tags", tags)
+	}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return path, nil
 }
 
 // proc is one running recoverydesk process.
