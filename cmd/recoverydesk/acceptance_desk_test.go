@@ -118,14 +118,7 @@ func (d *accDesk) cli(label string, args ...string) (stdout, stderr string, code
 	d.t.Helper()
 	cmd := exec.Command(d.bin, args...)
 	cmd.Dir = d.dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RECOVERYDESK_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	for k, v := range d.env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = procEnv(d.env)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

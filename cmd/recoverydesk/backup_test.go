@@ -81,7 +81,7 @@ func TestBackupWhileServing(t *testing.T) {
 	backup := filepath.Join(t.TempDir(), "backup.db")
 	before := written.Load()
 	cmd := exec.Command(bin, "backup", backup)
-	cmd.Env = append(os.Environ(), "RECOVERYDESK_DB="+env["RECOVERYDESK_DB"])
+	cmd.Env = procEnv(map[string]string{"RECOVERYDESK_DB": env["RECOVERYDESK_DB"]})
 	out, err := cmd.CombinedOutput()
 	after := written.Load()
 	close(stop)

@@ -86,6 +86,21 @@ func goBuild(dir, tags string) (string, error) {
 	return path, nil
 }
 
+// procEnv is the environment of a process the tests start: the test process's own, without any
+// RECOVERYDESK_* setting (a developer's shell must not change what a test runs against), plus env.
+func procEnv(env map[string]string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RECOVERYDESK_") {
+			out = append(out, kv)
+		}
+	}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
 // proc is one running recoverydesk process.
 type proc struct {
 	cmd    *exec.Cmd
@@ -104,14 +119,7 @@ func startProc(t testing.TB, bin, dir string, env map[string]string, waitListeni
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RECOVERYDESK_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
+	cmd.Env = procEnv(env)
 	p := &proc{cmd: cmd, Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = p.Stderr
 	pipe, err := cmd.StdoutPipe()
