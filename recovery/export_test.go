@@ -48,3 +48,6 @@ func ProvisioningURI(issuer, account, secret string) (string, error) {
 var IPKey = ipKey
 
 var AppendCanonicalString = appendString
+
+// MatchStep is matchStep, for the tests that hold it to CodeAt and the RFC vectors.
+var MatchStep = matchStep

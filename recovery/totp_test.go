@@ -2,6 +2,7 @@ package recovery_test
 
 import (
 	"encoding/base32"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -151,5 +152,68 @@ func TestPasswordHash(t *testing.T) {
 	}
 	if recovery.CheckPassword("$argon2id$v=19$m=99999999,t=2,p=1$AAAA$AAAA", "x") || recovery.CheckPassword("garbage", "x") {
 		t.Error("malformed hash accepted")
+	}
+}
+
+// TestMatchStepAgreesWithCodeAt holds the verify path's own HOTP (matchStep) to CodeAt (pquerna/otp)
+// and the RFC 4226 vectors: for random secrets and steps, the code of each of the three steps
+// matches that step (the current one first when two steps share a code), and a code of no step in
+// the window matches none.
+func TestMatchStepAgreesWithCodeAt(t *testing.T) {
+	rfc := []string{"755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"}
+	for counter := 1; counter < len(rfc)-1; counter++ {
+		now := time.Unix(int64(counter)*30+7, 0)
+		for d := -1; d <= 1; d++ {
+			st, ok, err := recovery.MatchStep(rfcSecret, rfc[counter+d], now)
+			if err != nil || !ok || st != int64(counter+d) {
+				t.Errorf("RFC counter %d, code of %d: step %d ok=%v err=%v", counter, counter+d, st, ok, err)
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		raw := make([]byte, 20)
+		for i := range raw {
+			raw[i] = byte(r.IntN(256))
+		}
+		secret := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+		if r.IntN(4) == 0 { // pquerna/otp accepts lower case and padding; so does the verify path
+			secret = strings.ToLower(base32.StdEncoding.EncodeToString(raw))
+		}
+		cur := r.Int64N(1 << 40)
+		now := time.Unix(cur*30+r.Int64N(30), 0)
+		codes := map[int64]string{}
+		for st := cur - 2; st <= cur+2; st++ {
+			c, err := recovery.CodeAt(secret, st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes[st] = c
+		}
+		for _, st := range []int64{cur, cur - 1, cur + 1} {
+			want := st
+			for _, first := range []int64{cur, cur - 1, cur + 1} { // the order matchStep tries
+				if codes[first] == codes[st] {
+					want = first
+					break
+				}
+			}
+			got, ok, err := recovery.MatchStep(secret, codes[st], now)
+			if err != nil || !ok || got != want {
+				t.Fatalf("secret %s step %d: matched %d ok=%v err=%v, want %d", secret, st, got, ok, err, want)
+			}
+		}
+		for _, st := range []int64{cur - 2, cur + 2} {
+			c := codes[st]
+			if c == codes[cur] || c == codes[cur-1] || c == codes[cur+1] {
+				continue
+			}
+			if got, ok, _ := recovery.MatchStep(secret, c, now); ok {
+				t.Fatalf("secret %s: the code of step %d matched step %d", secret, st, got)
+			}
+		}
+	}
+	if _, _, err := recovery.MatchStep("not base32!", "123456", time.Now()); err == nil {
+		t.Error("a secret that is not base32 gave no error")
 	}
 }
