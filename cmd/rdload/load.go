@@ -274,6 +274,25 @@ wait:
 	return accounts, nil
 }
 
+// accounts are the accounts of --accounts-file, or new ones from setup (saved to that file when
+// it is given).
+func (l *loader) accounts(ctx context.Context, out io.Writer) ([]*account, error) {
+	if path := l.cfg.accountsFile; path != "" {
+		accounts, err := l.loadAccounts(path)
+		if err != nil || accounts != nil {
+			if err == nil {
+				fmt.Fprintf(out, "setup: accounts=%d reused from %s (not timed)\n", len(accounts), path)
+			}
+			return accounts, err
+		}
+	}
+	accounts, err := l.setup(ctx, out)
+	if err == nil && l.cfg.accountsFile != "" {
+		err = l.saveAccounts(l.cfg.accountsFile, accounts)
+	}
+	return accounts, err
+}
+
 // enroll creates account i, enrolls it and confirms the enrollment with the current code.
 func (l *loader) enroll(ctx context.Context, i int) (*account, error) {
 	id := fmt.Sprintf("%s-%06d", l.cfg.prefix, i)
@@ -629,7 +648,7 @@ func execute(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("GET %s/healthz answered %s, want 200", cfg.base, r)
 	}
 
-	accounts, err := l.setup(ctx, stdout)
+	accounts, err := l.accounts(ctx, stdout)
 	if err != nil {
 		return err
 	}
@@ -650,6 +669,11 @@ func execute(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return fmt.Errorf("interrupted: %w", ctx.Err())
 	}
 	totalErrs, kinds := l.errs.summary()
+	if cfg.accountsFile != "" {
+		if err := l.saveAccounts(cfg.accountsFile, accounts); err != nil {
+			return err
+		}
+	}
 
 	verifyRPS := float64(v.answered) / v.elapsed.Seconds()
 	healthRPS := float64(h.ok) / h.elapsed.Seconds()

@@ -120,6 +120,7 @@ type config struct {
 	ip           string // "", "per-account" or an address
 	timeout      time.Duration
 	setupTimeout time.Duration
+	accountsFile string // reuse and save accounts (accountsfile.go); "" = enroll new ones
 
 	mix *mixConfig // nil: the verify mode
 
@@ -181,6 +182,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		ip         = fs.String("ip", "", `"ip" sent with each verify: empty = none (no per-IP limiter), "per-account" = a distinct 10.x.y.z per account, or one address (then its 30 failed codes a minute trip the per-IP limiter and count as errors)`)
 		timeout    = fs.Duration("timeout", 10*time.Second, "timeout of one request")
 		setupTO    = fs.Duration("setup-timeout", 10*time.Minute, "time limit of the setup phase")
+		accFile    = fs.String("accounts-file", "", "`FILE` of accounts to reuse, written by an earlier verify run against the same --url and database (setup is skipped, --accounts ignored); if FILE does not exist, the new accounts are saved there; rewritten after the run. It holds TOTP secrets (mode 0600): load-test databases only")
 		mixF       = addMixFlags(fs)
 	)
 	if err := fs.Parse(args); err != nil {
@@ -200,7 +202,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	c := config{
 		apiKey: *apiKey, clients: *clients, duration: *duration, accounts: *accounts,
 		validRatio: *validRatio, prefix: *prefix, pid: *pid, ip: *ip, timeout: *timeout,
-		setupTimeout: *setupTO, waitStep: true,
+		setupTimeout: *setupTO, accountsFile: *accFile, waitStep: true,
 	}
 	u, err := url.Parse(*rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -232,6 +234,9 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	if msg := mixF.apply(&c, getenv); msg != "" {
 		return bad("%s", msg)
+	}
+	if c.mix != nil && c.accountsFile != "" {
+		return bad("--accounts-file is for the verify mode, not --mix")
 	}
 	if c.accounts == 0 {
 		c.accounts = defaultAccounts(c.clients, c.duration, c.validRatio)

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"io"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -530,5 +532,69 @@ func TestRunCountsErrors(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "rdload: error: valid code answered HTTP 500") {
 		t.Errorf("the first error was not printed:\n%s", stderr.String())
+	}
+}
+
+// TestAccountsFileReused runs the tool twice against the strict fake server with one
+// --accounts-file: the first run enrolls and saves its accounts (mode 0600), the second enrolls
+// none and every code it sends is still fresh for the server (no replay, no backoff).
+func TestAccountsFileReused(t *testing.T) {
+	f := &fakeServer{key: "test-key-0123456789", accounts: map[string]*fakeAccount{}, emails: map[string]bool{}}
+	srv := httptest.NewServer(f.handler())
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "accounts.json")
+	// The first run is short, so that its accounts keep unused codes of the current step for the
+	// second (without waitStep both may run within one step).
+	runOnce := func(d string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		cfg, err := parseFlags([]string{"--url", srv.URL, "--api-key", f.key, "--clients", "4", "--duration", d,
+			"--allow-short", "--accounts", "200", "--accounts-file", path}, func(string) string { return "" }, &stderr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.waitStep = false
+		if err := execute(context.Background(), cfg, &stdout, &stderr); err != nil {
+			t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+		}
+		return stdout.String()
+	}
+	first := runOnce("1ms")
+	if !strings.Contains(first, "setup: accounts=200 requests=600") {
+		t.Fatalf("first run did not enroll 200 accounts:\n%s", first)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("accounts file mode %v, want 0600", st.Mode().Perm())
+	}
+	f.mu.Lock()
+	verifies := f.verifies
+	f.mu.Unlock()
+
+	second := runOnce("1s")
+	if !strings.Contains(second, "setup: accounts=200 reused from "+path) {
+		t.Fatalf("second run did not reuse the file:\n%s", second)
+	}
+	lines := strings.Split(strings.TrimSpace(second), "\n")
+	if m := resultLine.FindStringSubmatch(lines[len(lines)-1]); m == nil || m[1] != "0" {
+		t.Fatalf("second run: last line %q, want errors=0", lines[len(lines)-1])
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.accounts) != 200 || f.verifies <= verifies || f.maxFails > 1 {
+		t.Errorf("after the second run: accounts=%d verifies %d→%d maxFails=%d", len(f.accounts), verifies, f.verifies, f.maxFails)
+	}
+
+	// Another target's file is refused rather than spending codes elsewhere.
+	cfg, err := parseFlags([]string{"--url", "http://127.0.0.1:1", "--api-key", f.key, "--accounts-file", path},
+		func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newLoader(cfg, io.Discard).loadAccounts(path); err == nil || !strings.Contains(err.Error(), "live behind") {
+		t.Errorf("loading for another target: %v", err)
 	}
 }
