@@ -25,9 +25,10 @@ type sqlTx struct {
 	db      *gorm.DB // bound to the transaction
 	ctx     context.Context
 	dialect string
-	// raw is the transaction's own connection pool when statements may skip gorm: on SQLite the
-	// ? placeholders need no rewriting, and gorm's statement building cost more than SQLite's
-	// execution on the verify hot path. nil on PostgreSQL, whose placeholders gorm rewrites.
+	// raw is the write batch's own transaction, for statements that skip gorm: gorm's statement
+	// building cost more than SQLite's execution on the verify hot path, and on PostgreSQL it
+	// ran in the one writer goroutine that every write waits for. The ? placeholders are
+	// rewritten for PostgreSQL (pgSQL). nil in Views, which go through gorm.
 	raw gorm.ConnPool
 	// head caches the audit chain's head for the rest of a write batch: the batch's transaction
 	// holds the database's write lock (SQLite) or the audit advisory lock, taken as its first
@@ -57,7 +58,7 @@ func (t *sqlTx) exec(q string, args ...any) (int64, error) {
 		return 0, err
 	}
 	if t.raw != nil {
-		r, err := t.raw.ExecContext(context.Background(), q, args...)
+		r, err := t.raw.ExecContext(context.Background(), t.rawSQL(q), args...)
 		if err != nil {
 			return 0, err
 		}
@@ -72,9 +73,39 @@ func (t *sqlTx) query(q string, args ...any) (*sql.Rows, error) {
 		return nil, err
 	}
 	if t.raw != nil {
-		return t.raw.QueryContext(context.Background(), q, args...)
+		return t.raw.QueryContext(context.Background(), t.rawSQL(q), args...)
 	}
 	return t.db.Raw(q, args...).Rows()
+}
+
+// rawSQL is q for the raw transaction: PostgreSQL numbers its placeholders.
+func (t *sqlTx) rawSQL(q string) string {
+	if t.dialect != DialectPostgres {
+		return q
+	}
+	return pgSQL(q)
+}
+
+// pgSQL rewrites the ? placeholders of q as $1, $2, … in order, as gorm does. The SQL of this
+// package has no ? inside a literal or an identifier, and no operator spelled with one.
+func pgSQL(q string) string {
+	n := strings.Count(q, "?")
+	if n == 0 {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 2*n)
+	k := 0
+	for i := 0; i < len(q); i++ {
+		if q[i] != '?' {
+			b.WriteByte(q[i])
+			continue
+		}
+		k++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(k))
+	}
+	return b.String()
 }
 
 // one reads the single row q selects into scan, or reports recovery.ErrNotFound.

@@ -226,10 +226,7 @@ func (w *writer) runBatch(live []*writeReq, savepoints bool) (outcome, error) {
 	// The batch holds the write lock (SQLite) or the audit lock (PostgreSQL) to its end: no one
 	// else appends meanwhile, so the chain's head is read at most once per batch.
 	head := &auditHead{}
-	var raw gorm.ConnPool
-	if w.dialect == DialectSQLite {
-		raw = tx.Statement.ConnPool
-	}
+	raw := tx.Statement.ConnPool
 	for _, r := range live {
 		stx := &sqlTx{db: tx, ctx: r.ctx, dialect: w.dialect, raw: raw, head: head}
 		if !savepoints {
