@@ -13,6 +13,8 @@
 #   --clients N          rdload clients (32)
 #   --accounts N         verify mode accounts (30000; setup takes minutes on SQLite)
 #   --duration D         verify mode duration (10s)
+#   --rounds N           verify and healthz rounds, the result is the median round (5; each round
+#                        after the first waits up to a minute for fresh codes)
 #   --mix-accounts N     mix mode accounts (0: rdload's default for the mix)
 #   --mix-duration D     mix mode duration (60s)
 #   --mix-weights W      rdload --mix-weights (rdload's default)
@@ -23,23 +25,25 @@
 # Exit status: 0 when every run had 0 errors, 1 otherwise.
 set -euo pipefail
 
-usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^[^#]/s/^# \{0,1\}//p' "$0"; }
 
 [[ $# -ge 1 ]] || { usage >&2; exit 2; }
+[[ $1 == -h || $1 == --help ]] && { usage; exit 0; }
 backend=$1
 shift
-clients=32 accounts=30000 duration=10s mix_accounts=0 mix_duration=60s mix_weights="" port=18090
+clients=32 accounts=30000 duration=10s rounds=5 mix_accounts=0 mix_duration=60s mix_weights="" port=18090
 short=0 do_verify=1 do_mix=1
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--clients) clients=$2; shift 2 ;;
 	--accounts) accounts=$2; shift 2 ;;
 	--duration) duration=$2; shift 2 ;;
+	--rounds) rounds=$2; shift 2 ;;
 	--mix-accounts) mix_accounts=$2; shift 2 ;;
 	--mix-duration) mix_duration=$2; shift 2 ;;
 	--mix-weights) mix_weights=$2; shift 2 ;;
 	--port) port=$2; shift 2 ;;
-	--short) short=1; accounts=2000; duration=5s; mix_accounts=2000; mix_duration=5s; shift ;;
+	--short) short=1; accounts=2000; duration=5s; rounds=1; mix_accounts=2000; mix_duration=5s; shift ;;
 	--skip-verify) do_verify=0; shift ;;
 	--skip-mix) do_mix=0; shift ;;
 	-h | --help) usage; exit 0 ;;
@@ -132,8 +136,8 @@ short_flag=()
 status=0
 verify_line="(not run)" mix_line="(not run)"
 if [[ $do_verify == 1 ]]; then
-	echo "== rdload verify: $clients clients, $duration, $accounts accounts"
-	"$work/rdload" --url "$RECOVERYDESK_BASE_URL" --clients "$clients" --duration "$duration" --accounts "$accounts" \
+	echo "== rdload verify: $clients clients, $duration, $accounts accounts, $rounds rounds"
+	"$work/rdload" --url "$RECOVERYDESK_BASE_URL" --clients "$clients" --duration "$duration" --accounts "$accounts" --rounds "$rounds" \
 		--setup-timeout 30m --pid "$server_pid" "${short_flag[@]}" | tee "$work/verify.out" || status=1
 	verify_line=$(tail -n 1 "$work/verify.out")
 fi

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -652,61 +654,27 @@ func execute(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := l.prepare(ctx, accounts); err != nil {
-		return err
-	}
-
-	self0, _ := cpuTime("self")
-	srv0, srvOK := serverCPU(cfg.pid)
-	v := l.verify(ctx, accounts)
-	self1, _ := cpuTime("self")
-	srv1, _ := serverCPU(cfg.pid)
-	verifyErrs, _ := l.errs.summary()
-	h := l.healthz(ctx, v.elapsed)
-	self2, _ := cpuTime("self")
-	srv2, _ := serverCPU(cfg.pid)
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted: %w", ctx.Err())
-	}
-	totalErrs, kinds := l.errs.summary()
-	if cfg.accountsFile != "" {
-		if err := l.saveAccounts(cfg.accountsFile, accounts); err != nil {
+	var rounds []roundResult
+	var lat []time.Duration
+	for i := range cfg.rounds {
+		if cfg.rounds > 1 {
+			fmt.Fprintf(stdout, "round: %d/%d\n", i+1, cfg.rounds)
+		}
+		// With waitStep (off only in tests) every round starts in a step after the last one each
+		// account used, so that each has two unused codes (prepare).
+		r, err := l.round(ctx, accounts, stdout, stderr)
+		if err != nil {
 			return err
 		}
+		rounds = append(rounds, r)
+		lat = append(lat, r.lat...)
+		if cfg.accountsFile != "" {
+			if err := l.saveAccounts(cfg.accountsFile, accounts); err != nil {
+				return err
+			}
+		}
 	}
-
-	verifyRPS := float64(v.answered) / v.elapsed.Seconds()
-	healthRPS := float64(h.ok) / h.elapsed.Seconds()
-	ratio := 0.0
-	if healthRPS > 0 {
-		ratio = verifyRPS / healthRPS
-	}
-	p50, p99 := percentile(v.latAll, 50), percentile(v.latAll, 99)
-
-	validShare := 0.0
-	if n := v.valid + v.wrong; n > 0 {
-		validShare = float64(v.valid) / float64(n)
-	}
-	fmt.Fprintf(stdout, "verify: elapsed=%.3fs requests=%d valid=%d wrong=%d valid_share=%.3f answered_as_expected=%d errors=%d\n",
-		v.elapsed.Seconds(), v.valid+v.wrong, v.valid, v.wrong, validShare, v.answered, verifyErrs)
-	fmt.Fprintf(stdout, "verify_latency_ms: p50=%.2f p90=%.2f p99=%.2f max=%.2f valid_p50=%.2f valid_p99=%.2f wrong_p50=%.2f wrong_p99=%.2f\n",
-		ms(p50), ms(percentile(v.latAll, 90)), ms(p99), ms(percentile(v.latAll, 100)),
-		ms(percentile(v.latValid, 50)), ms(percentile(v.latValid, 99)),
-		ms(percentile(v.latWrong, 50)), ms(percentile(v.latWrong, 99)))
-	fmt.Fprintf(stdout, "verify_client_wait: starved_pct=%.2f starved_waits=%d retired_accounts=%d\n",
-		v.starvedPct, v.starveN, v.retired)
-	if v.starvedPct > 1 {
-		fmt.Fprintf(stderr, "rdload: WARNING: clients waited %.1f %% of the verify phase for an account with an unused code: "+
-			"the tool limited verify_rps; rerun with more --accounts (this run: %d)\n", v.starvedPct, cfg.accounts)
-	}
-	fmt.Fprintf(stdout, "healthz: elapsed=%.3fs requests=%d errors=%d\n", h.elapsed.Seconds(), h.ok+h.failed, h.failed)
-	cpu := fmt.Sprintf("cpu_cores: verify_rdload=%.2f healthz_rdload=%.2f",
-		(self1-self0).Seconds()/v.elapsed.Seconds(), (self2-self1).Seconds()/h.elapsed.Seconds())
-	if srvOK {
-		cpu += fmt.Sprintf(" verify_server=%.2f healthz_server=%.2f",
-			(srv1-srv0).Seconds()/v.elapsed.Seconds(), (srv2-srv1).Seconds()/h.elapsed.Seconds())
-	}
-	fmt.Fprintf(stdout, "%s (of %d)\n", cpu, runtime.NumCPU())
+	totalErrs, kinds := l.errs.summary()
 	if cfg.pid > 0 {
 		if peak, rss, err := serverMemory(cfg.pid); err != nil {
 			fmt.Fprintf(stderr, "rdload: cannot read the server's memory: %v\n", err)
@@ -720,12 +688,100 @@ func execute(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "rdload: errors: %s\n", k)
 		}
 	}
+	// The last line: the round of median ratio (the machine's noise moves whole phases, so each
+	// round's ratio is against the ceiling measured right after it), latency over every round.
+	med, sorted := medianRound(rounds)
+	if len(rounds) > 1 {
+		fmt.Fprintf(stdout, "rounds: n=%d ratio_min=%.3f ratio_median=%.3f ratio_max=%.3f ratios=%s\n",
+			len(rounds), sorted[0], med.ratio, sorted[len(sorted)-1], ratioList(rounds))
+	}
+	slices.Sort(lat)
 	fmt.Fprintf(stdout, "verify_rps=%.0f healthz_rps=%.0f ratio=%.3f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
-		verifyRPS, healthRPS, ratio, ms(p50), ms(p99), totalErrs)
+		med.verifyRPS, med.healthRPS, med.ratio, ms(percentile(lat, 50)), ms(percentile(lat, 99)), totalErrs)
 	if totalErrs > 0 {
 		return errFailedRun
 	}
 	return nil
+}
+
+// roundResult is one verify phase and the healthz phase measured right after it.
+type roundResult struct {
+	verifyRPS, healthRPS, ratio float64
+	lat                         []time.Duration
+}
+
+// medianRound is the round whose ratio is the median (the lower of the two middle ones for an
+// even count), and every round's ratio in ascending order.
+func medianRound(rounds []roundResult) (roundResult, []float64) {
+	sorted := slices.SortedFunc(slices.Values(rounds), func(a, b roundResult) int { return cmp.Compare(a.ratio, b.ratio) })
+	ratios := make([]float64, len(sorted))
+	for i, r := range sorted {
+		ratios[i] = r.ratio
+	}
+	return sorted[(len(sorted)-1)/2], ratios
+}
+
+func ratioList(rounds []roundResult) string {
+	parts := make([]string, len(rounds))
+	for i, r := range rounds {
+		parts[i] = fmt.Sprintf("%.3f", r.ratio)
+	}
+	return strings.Join(parts, ",")
+}
+
+// round waits for fresh codes, runs the verify phase and then the healthz phase for as long,
+// and prints their detail lines.
+func (l *loader) round(ctx context.Context, accounts []*account, stdout, stderr io.Writer) (roundResult, error) {
+	cfg := l.cfg
+	if err := l.prepare(ctx, accounts); err != nil {
+		return roundResult{}, err
+	}
+	self0, _ := cpuTime("self")
+	srv0, srvOK := serverCPU(cfg.pid)
+	errs0, _ := l.errs.summary()
+	v := l.verify(ctx, accounts)
+	self1, _ := cpuTime("self")
+	srv1, _ := serverCPU(cfg.pid)
+	errs1, _ := l.errs.summary()
+	h := l.healthz(ctx, v.elapsed)
+	self2, _ := cpuTime("self")
+	srv2, _ := serverCPU(cfg.pid)
+	if ctx.Err() != nil {
+		return roundResult{}, fmt.Errorf("interrupted: %w", ctx.Err())
+	}
+
+	r := roundResult{verifyRPS: float64(v.answered) / v.elapsed.Seconds(), healthRPS: float64(h.ok) / h.elapsed.Seconds(), lat: v.latAll}
+	if r.healthRPS > 0 {
+		r.ratio = r.verifyRPS / r.healthRPS
+	}
+	validShare := 0.0
+	if n := v.valid + v.wrong; n > 0 {
+		validShare = float64(v.valid) / float64(n)
+	}
+	fmt.Fprintf(stdout, "verify: elapsed=%.3fs requests=%d valid=%d wrong=%d valid_share=%.3f answered_as_expected=%d errors=%d\n",
+		v.elapsed.Seconds(), v.valid+v.wrong, v.valid, v.wrong, validShare, v.answered, errs1-errs0)
+	fmt.Fprintf(stdout, "verify_latency_ms: p50=%.2f p90=%.2f p99=%.2f max=%.2f valid_p50=%.2f valid_p99=%.2f wrong_p50=%.2f wrong_p99=%.2f\n",
+		ms(percentile(v.latAll, 50)), ms(percentile(v.latAll, 90)), ms(percentile(v.latAll, 99)), ms(percentile(v.latAll, 100)),
+		ms(percentile(v.latValid, 50)), ms(percentile(v.latValid, 99)),
+		ms(percentile(v.latWrong, 50)), ms(percentile(v.latWrong, 99)))
+	fmt.Fprintf(stdout, "verify_client_wait: starved_pct=%.2f starved_waits=%d retired_accounts=%d\n",
+		v.starvedPct, v.starveN, v.retired)
+	if v.starvedPct > 1 {
+		fmt.Fprintf(stderr, "rdload: WARNING: clients waited %.1f %% of the verify phase for an account with an unused code: "+
+			"the tool limited verify_rps; rerun with more --accounts (this run: %d)\n", v.starvedPct, len(accounts))
+	}
+	fmt.Fprintf(stdout, "healthz: elapsed=%.3fs requests=%d errors=%d\n", h.elapsed.Seconds(), h.ok+h.failed, h.failed)
+	cpu := fmt.Sprintf("cpu_cores: verify_rdload=%.2f healthz_rdload=%.2f",
+		(self1-self0).Seconds()/v.elapsed.Seconds(), (self2-self1).Seconds()/h.elapsed.Seconds())
+	if srvOK {
+		cpu += fmt.Sprintf(" verify_server=%.2f healthz_server=%.2f",
+			(srv1-srv0).Seconds()/v.elapsed.Seconds(), (srv2-srv1).Seconds()/h.elapsed.Seconds())
+	}
+	fmt.Fprintf(stdout, "%s (of %d)\n", cpu, runtime.NumCPU())
+	if cfg.rounds > 1 {
+		fmt.Fprintf(stdout, "round_result: verify_rps=%.0f healthz_rps=%.0f ratio=%.3f\n", r.verifyRPS, r.healthRPS, r.ratio)
+	}
+	return r, nil
 }
 
 func serverCPU(pid int) (time.Duration, bool) {

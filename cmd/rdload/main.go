@@ -121,6 +121,7 @@ type config struct {
 	timeout      time.Duration
 	setupTimeout time.Duration
 	accountsFile string // reuse and save accounts (accountsfile.go); "" = enroll new ones
+	rounds       int    // verify+healthz rounds; the result line is the median round's
 
 	mix *mixConfig // nil: the verify mode
 
@@ -141,6 +142,9 @@ Phases:
            /api/v1/accounts/{id}/2fa/verify; --valid-ratio of the requests carry a valid code
            (expect 200 {"ok":true}), the rest a wrong code (expect 401 invalid_code).
   healthz  (timed) GET /healthz with the same clients for as long as verify lasted.
+  --rounds N repeats verify and healthz N times (each round after the first waits up to a minute
+           for every account to have unused codes again); the last line is the round of median
+           ratio, with p50/p99 over every round, and a "rounds:" line lists every ratio.
 
 Codes are scheduled so the server never sees a replay and no account reaches its backoff: an
 account is handled by one goroutine at a time; a valid request uses the smallest step of cur−1..cur+1
@@ -182,6 +186,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 		ip         = fs.String("ip", "", `"ip" sent with each verify: empty = none (no per-IP limiter), "per-account" = a distinct 10.x.y.z per account, or one address (then its 30 failed codes a minute trip the per-IP limiter and count as errors)`)
 		timeout    = fs.Duration("timeout", 10*time.Second, "timeout of one request")
 		setupTO    = fs.Duration("setup-timeout", 10*time.Minute, "time limit of the setup phase")
+		rounds     = fs.Int("rounds", 1, "repeat the verify and healthz phases this many times (each round waits up to a minute for fresh codes) and report the round of median ratio: on a noisy machine one round's ratio can be off by a fifth")
 		accFile    = fs.String("accounts-file", "", "`FILE` of accounts to reuse, written by an earlier verify run against the same --url and database (setup is skipped, --accounts ignored); if FILE does not exist, the new accounts are saved there; rewritten after the run. It holds TOTP secrets (mode 0600): load-test databases only")
 		mixF       = addMixFlags(fs)
 	)
@@ -202,7 +207,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	c := config{
 		apiKey: *apiKey, clients: *clients, duration: *duration, accounts: *accounts,
 		validRatio: *validRatio, prefix: *prefix, pid: *pid, ip: *ip, timeout: *timeout,
-		setupTimeout: *setupTO, accountsFile: *accFile, waitStep: true,
+		setupTimeout: *setupTO, accountsFile: *accFile, rounds: *rounds, waitStep: true,
 	}
 	u, err := url.Parse(*rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
@@ -235,8 +240,11 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (co
 	if msg := mixF.apply(&c, getenv); msg != "" {
 		return bad("%s", msg)
 	}
-	if c.mix != nil && c.accountsFile != "" {
-		return bad("--accounts-file is for the verify mode, not --mix")
+	if c.mix != nil && (c.accountsFile != "" || c.rounds != 1) {
+		return bad("--accounts-file and --rounds are for the verify mode, not --mix")
+	}
+	if c.rounds < 1 || c.rounds > 99 {
+		return bad("--rounds must be 1–99")
 	}
 	if c.accounts == 0 {
 		c.accounts = defaultAccounts(c.clients, c.duration, c.validRatio)

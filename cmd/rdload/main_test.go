@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	mrand "math/rand/v2"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -596,5 +598,51 @@ func TestAccountsFileReused(t *testing.T) {
 	}
 	if _, err := newLoader(cfg, io.Discard).loadAccounts(path); err == nil || !strings.Contains(err.Error(), "live behind") {
 		t.Errorf("loading for another target: %v", err)
+	}
+}
+
+// TestRoundsReportMedian runs three rounds against the strict fake server (without the waits for
+// fresh codes between rounds, which take up to a minute each): no code is replayed, each round
+// prints its own result, the "rounds:" line lists the three ratios, and the last line carries the median
+// one with errors=0.
+func TestRoundsReportMedian(t *testing.T) {
+	f := &fakeServer{key: "test-key-0123456789", accounts: map[string]*fakeAccount{}, emails: map[string]bool{}}
+	srv := httptest.NewServer(f.handler())
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	cfg, err := parseFlags([]string{"--url", srv.URL, "--api-key", f.key, "--clients", "4", "--duration", "300ms",
+		"--allow-short", "--accounts", "100", "--rounds", "3"}, func(string) string { return "" }, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.waitStep = false // no round waits for fresh codes: later rounds may find every account parked
+	if err := execute(context.Background(), cfg, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	var ratios []float64
+	for _, m := range regexp.MustCompile(`(?m)^round_result: verify_rps=\d+ healthz_rps=\d+ ratio=(\d+\.\d{3})$`).FindAllStringSubmatch(out, -1) {
+		r, _ := strconv.ParseFloat(m[1], 64)
+		ratios = append(ratios, r)
+	}
+	if len(ratios) != 3 {
+		t.Fatalf("want 3 round results, got %d:\n%s", len(ratios), out)
+	}
+	sorted := slices.Clone(ratios)
+	slices.Sort(sorted)
+	want := fmt.Sprintf("rounds: n=3 ratio_min=%.3f ratio_median=%.3f ratio_max=%.3f ratios=%.3f,%.3f,%.3f",
+		sorted[0], sorted[1], sorted[2], ratios[0], ratios[1], ratios[2])
+	if !strings.Contains(out, want+"\n") {
+		t.Errorf("no line %q in:\n%s", want, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	last := lines[len(lines)-1]
+	if m := resultLine.FindStringSubmatch(last); m == nil || m[1] != "0" || !strings.Contains(last, fmt.Sprintf(" ratio=%.3f ", sorted[1])) {
+		t.Errorf("last line %q: want the median ratio %.3f and errors=0", last, sorted[1])
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.maxFails > 1 {
+		t.Errorf("an account reached %d consecutive failures", f.maxFails)
 	}
 }
