@@ -155,11 +155,13 @@ func TestPasswordHash(t *testing.T) {
 	}
 }
 
-// TestMatchStepAgreesWithCodeAt holds the verify path's own HOTP (matchStep) to CodeAt (pquerna/otp)
-// and the RFC 4226 vectors: for random secrets and steps, the code of each of the three steps
-// matches that step (the current one first when two steps share a code), and a code of no step in
-// the window matches none.
-func TestMatchStepAgreesWithCodeAt(t *testing.T) {
+// TestCodesAgreeWithPquerna holds RecoveryDesk's own HOTP (CodeAt, and matchStep on the verify
+// path) to pquerna/otp, an independent implementation, and to the RFC 4226 vectors: for random
+// secrets and steps CodeAt gives pquerna's code, the code of each of the three steps matches that
+// step (the current one first when two steps share a code), and a code of no step in the window
+// matches none.
+func TestCodesAgreeWithPquerna(t *testing.T) {
+	opts := totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
 	rfc := []string{"755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"}
 	for counter := 1; counter < len(rfc)-1; counter++ {
 		now := time.Unix(int64(counter)*30+7, 0)
@@ -184,9 +186,12 @@ func TestMatchStepAgreesWithCodeAt(t *testing.T) {
 		now := time.Unix(cur*30+r.Int64N(30), 0)
 		codes := map[int64]string{}
 		for st := cur - 2; st <= cur+2; st++ {
-			c, err := recovery.CodeAt(secret, st)
+			c, err := totp.GenerateCodeCustom(secret, time.Unix(st*30, 0), opts)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if own, err := recovery.CodeAt(secret, st); err != nil || own != c {
+				t.Fatalf("secret %s step %d: CodeAt = %q (%v), pquerna/otp %q", secret, st, own, err, c)
 			}
 			codes[st] = c
 		}
@@ -214,6 +219,9 @@ func TestMatchStepAgreesWithCodeAt(t *testing.T) {
 		}
 	}
 	if _, _, err := recovery.MatchStep("not base32!", "123456", time.Now()); err == nil {
-		t.Error("a secret that is not base32 gave no error")
+		t.Error("a secret that is not base32 gave matchStep no error")
+	}
+	if _, err := recovery.CodeAt("not base32!", 1); err == nil {
+		t.Error("a secret that is not base32 gave CodeAt no error")
 	}
 }
