@@ -690,10 +690,9 @@ func execute(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	// The last line: the round of median ratio (the machine's noise moves whole phases, so each
 	// round's ratio is against the ceiling measured right after it), latency over every round.
-	med, sorted := medianRound(rounds)
+	med, summary := medianRound(rounds)
 	if len(rounds) > 1 {
-		fmt.Fprintf(stdout, "rounds: n=%d ratio_min=%.3f ratio_median=%.3f ratio_max=%.3f ratios=%s\n",
-			len(rounds), sorted[0], med.ratio, sorted[len(sorted)-1], ratioList(rounds))
+		fmt.Fprintln(stdout, summary)
 	}
 	slices.Sort(lat)
 	fmt.Fprintf(stdout, "verify_rps=%.0f healthz_rps=%.0f ratio=%.3f p50_ms=%.2f p99_ms=%.2f errors=%d\n",
@@ -710,23 +709,17 @@ type roundResult struct {
 	lat                         []time.Duration
 }
 
-// medianRound is the round whose ratio is the median (the lower of the two middle ones for an
-// even count), and every round's ratio in ascending order.
-func medianRound(rounds []roundResult) (roundResult, []float64) {
-	sorted := slices.SortedFunc(slices.Values(rounds), func(a, b roundResult) int { return cmp.Compare(a.ratio, b.ratio) })
-	ratios := make([]float64, len(sorted))
-	for i, r := range sorted {
-		ratios[i] = r.ratio
-	}
-	return sorted[(len(sorted)-1)/2], ratios
-}
-
-func ratioList(rounds []roundResult) string {
-	parts := make([]string, len(rounds))
+// medianRound is the round of median ratio (the lower of the two middle ones for an even count)
+// and the "rounds:" line: min, median and max, and every ratio in the order of the rounds.
+func medianRound(rounds []roundResult) (roundResult, string) {
+	byRatio := slices.SortedFunc(slices.Values(rounds), func(a, b roundResult) int { return cmp.Compare(a.ratio, b.ratio) })
+	med := byRatio[(len(byRatio)-1)/2]
+	ratios := make([]string, len(rounds))
 	for i, r := range rounds {
-		parts[i] = fmt.Sprintf("%.3f", r.ratio)
+		ratios[i] = fmt.Sprintf("%.3f", r.ratio)
 	}
-	return strings.Join(parts, ",")
+	return med, fmt.Sprintf("rounds: n=%d ratio_min=%.3f ratio_median=%.3f ratio_max=%.3f ratios=%s",
+		len(rounds), byRatio[0].ratio, med.ratio, byRatio[len(byRatio)-1].ratio, strings.Join(ratios, ","))
 }
 
 // round waits for fresh codes, runs the verify phase and then the healthz phase for as long,

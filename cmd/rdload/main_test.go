@@ -646,3 +646,23 @@ func TestRoundsReportMedian(t *testing.T) {
 		t.Errorf("an account reached %d consecutive failures", f.maxFails)
 	}
 }
+
+// TestMedianRound checks which round the result line reports: the median by ratio, the lower
+// middle one for an even count, with its own rates.
+func TestMedianRound(t *testing.T) {
+	rounds := []roundResult{{verifyRPS: 300, ratio: 0.30}, {verifyRPS: 400, ratio: 0.40}, {verifyRPS: 350, ratio: 0.35}}
+	med, line := medianRound(rounds)
+	if med.ratio != 0.35 || med.verifyRPS != 350 {
+		t.Errorf("median of 0.30, 0.40, 0.35: %+v", med)
+	}
+	if want := "rounds: n=3 ratio_min=0.300 ratio_median=0.350 ratio_max=0.400 ratios=0.300,0.400,0.350"; line != want {
+		t.Errorf("line %q, want %q", line, want)
+	}
+	rounds = append(rounds, roundResult{verifyRPS: 200, ratio: 0.20})
+	if med, _ := medianRound(rounds); med.ratio != 0.30 || med.verifyRPS != 300 {
+		t.Errorf("median of 0.30, 0.40, 0.35, 0.20 (lower middle 0.30): %+v", med)
+	}
+	if med, _ := medianRound(rounds[:1]); med.ratio != 0.30 {
+		t.Errorf("one round: %+v", med)
+	}
+}
